@@ -1,0 +1,52 @@
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace annals {
+
+// Every exception a public annals call throws derives from Error. The class tells the
+// caller what to do next; the message names the offending value.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Optimistic concurrency lost: another writer appended first. Reload, decide again, save.
+class ConcurrencyError : public Error {
+ public:
+  using Error::Error;
+};
+
+// The stream, aggregate or row asked for does not exist.
+class NotFound : public Error {
+ public:
+  using Error::Error;
+};
+
+// The caller passed a value the API does not accept. A bug in the caller: do not retry.
+class InvalidArgument : public Error {
+ public:
+  using Error::Error;
+};
+
+// A payload could not be encoded or decoded (unknown type, corrupt bytes, missing field).
+class SerializationError : public Error {
+ public:
+  using Error::Error;
+};
+
+// The store could not do its work (busy, locked, I/O, disk full, not an annals file).
+// Nothing partial was written; transient causes (busy, locked) may be retried.
+class StoreError : public Error {
+ public:
+  using Error::Error;
+};
+
+// The log failed verification or holds what it never could have written. Never retried.
+class IntegrityError : public Error {
+ public:
+  using Error::Error;
+};
+
+}  // namespace annals

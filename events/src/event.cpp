@@ -1,0 +1,66 @@
+#include "annals/events/event.hpp"
+
+#include <boost/uuid/random_generator.hpp>
+#include <boost/uuid/string_generator.hpp>
+#include <boost/uuid/uuid_io.hpp>
+#include <ctime>
+#include <cstdio>
+
+#include "annals/events/error.hpp"
+
+namespace annals {
+
+std::string_view to_string(PayloadFormat format) noexcept {
+  return format == PayloadFormat::binary ? "binary" : "json";
+}
+
+PayloadFormat parse_payload_format(std::string_view text) {
+  if (text == "json") return PayloadFormat::json;
+  if (text == "binary") return PayloadFormat::binary;
+  throw InvalidArgument("payload format '" + std::string(text) + "': expected json or binary");
+}
+
+boost::uuids::uuid new_event_id() {
+  // random_generator is not thread-safe and costly to seed: one per thread.
+  thread_local boost::uuids::random_generator generator;
+  return generator();
+}
+
+std::string to_string(const boost::uuids::uuid& id) { return boost::uuids::to_string(id); }
+
+boost::uuids::uuid parse_uuid(std::string_view text) {
+  if (text.size() == 36) {
+    try {
+      return boost::uuids::string_generator{}(text.begin(), text.end());
+    } catch (const std::exception&) {
+      // fall through to the uniform message below
+    }
+  }
+  throw InvalidArgument("'" + std::string(text) +
+                        "' is not a UUID: expected 36 characters like "
+                        "123e4567-e89b-12d3-a456-426614174000");
+}
+
+Timestamp now() noexcept {
+  return std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
+}
+
+std::string format_timestamp(Timestamp t) {
+  const std::int64_t micros = to_micros(t);
+  std::int64_t seconds = micros / 1'000'000;
+  std::int64_t fraction = micros % 1'000'000;
+  if (fraction < 0) {
+    fraction += 1'000'000;
+    --seconds;
+  }
+  const std::time_t tt = static_cast<std::time_t>(seconds);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<long long>(fraction));
+  return buf;
+}
+
+}  // namespace annals

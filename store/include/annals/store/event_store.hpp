@@ -1,0 +1,144 @@
+#pragma once
+
+// The event store: an append-only log of events grouped into streams.
+//
+//   auto store = annals::open_event_store("sqlite:/var/lib/app/events.db");
+//   store->append("WorkflowRun-42", annals::ExpectedVersion::no_stream(), {created});
+//   auto history = store->read_stream("WorkflowRun-42");
+//   auto page = store->read_all(/*from_position=*/1, /*max_count=*/1000);
+//
+// Thread-safety: every EventStore that annals returns is safe to share between threads;
+// any number of threads may append and read at once. Appends are serialized per store file
+// (SQLite: one writer at a time with BEGIN IMMEDIATE, across processes too); reads run in
+// parallel on their own connections and see only committed events.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "annals/events/error.hpp"
+#include "annals/events/event.hpp"
+
+namespace annals {
+
+// What an append expects the stream's version to be before it runs.
+class ExpectedVersion {
+ public:
+  enum class Kind : std::uint8_t { any, no_stream, exactly };
+
+  // Append whatever the stream's version is.
+  [[nodiscard]] static ExpectedVersion any() noexcept { return ExpectedVersion(Kind::any, 0); }
+  // The stream must not exist yet.
+  [[nodiscard]] static ExpectedVersion no_stream() noexcept {
+    return ExpectedVersion(Kind::no_stream, 0);
+  }
+  // The stream must be at exactly this version. exactly(0) means the same as no_stream().
+  [[nodiscard]] static ExpectedVersion exactly(std::uint64_t version) noexcept {
+    return version == 0 ? no_stream() : ExpectedVersion(Kind::exactly, version);
+  }
+
+  [[nodiscard]] Kind kind() const noexcept { return kind_; }
+  // The version for exactly(n); 0 otherwise.
+  [[nodiscard]] std::uint64_t version() const noexcept { return version_; }
+  // True if a stream whose current version is `actual` (nullopt: no stream) satisfies it.
+  [[nodiscard]] bool matches(std::optional<std::uint64_t> actual) const noexcept;
+  // "any", "no stream" or "version N", as used in error messages.
+  [[nodiscard]] std::string to_string() const;
+
+  friend bool operator==(const ExpectedVersion&, const ExpectedVersion&) = default;
+
+ private:
+  ExpectedVersion(Kind kind, std::uint64_t version) noexcept : kind_(kind), version_(version) {}
+  Kind kind_;
+  std::uint64_t version_;
+};
+
+// One stream's part of an all-or-nothing batch append.
+struct StreamAppend {
+  std::string stream_id;
+  ExpectedVersion expected = ExpectedVersion::any();
+  std::vector<NewEvent> events;
+};
+
+struct AppendResult {
+  std::uint64_t first_position = 0;  // position of the first event written
+  std::uint64_t last_position = 0;   // position of the last event written
+  std::uint64_t stream_version = 0;  // the (last) stream's version after the append
+};
+
+class EventStore {
+ public:
+  virtual ~EventStore() = default;
+
+  // Appends events to one stream in one transaction, if the stream's version matches
+  // `expected`. Returns the positions written and the stream's new version.
+  // Throws ConcurrencyError (naming stream, expected and actual version) on a mismatch,
+  // InvalidArgument for an empty stream id, no events, an empty type, schema version 0, a json
+  // payload that is not JSON or an event id already in the store; StoreError when the
+  // store cannot write. On any exception nothing was written.
+  virtual AppendResult append(std::string_view stream_id, ExpectedVersion expected,
+                              std::vector<NewEvent> events) = 0;
+
+  // Appends to several streams in one transaction: all parts are written or none is.
+  // Parts are checked and written in order, so a later part for the same stream sees the
+  // earlier one. The result's stream_version is that of the last part.
+  virtual AppendResult append(std::vector<StreamAppend> batch) = 0;
+
+  // Up to max_count events of one stream from from_version (1-based) on, in version order.
+  // Empty if the stream does not exist. InvalidArgument if from_version is 0.
+  [[nodiscard]] virtual std::vector<RecordedEvent> read_stream(
+      std::string_view stream_id, std::uint64_t from_version = 1,
+      std::size_t max_count = SIZE_MAX) const = 0;
+
+  // Up to max_count events of the whole log from from_position (1-based) on, in position
+  // order. InvalidArgument if from_position is 0.
+  [[nodiscard]] virtual std::vector<RecordedEvent> read_all(std::uint64_t from_position,
+                                                            std::size_t max_count) const = 0;
+
+  // The position of the last committed event; 0 when the log is empty.
+  [[nodiscard]] virtual std::uint64_t head_position() const = 0;
+
+  // The stream's current version, or nullopt if it has no events.
+  [[nodiscard]] virtual std::optional<std::uint64_t> stream_version(
+      std::string_view stream_id) const = 0;
+
+  // The payload format this store was opened with; repositories encode new events in it.
+  [[nodiscard]] virtual PayloadFormat payload_format() const noexcept {
+    return PayloadFormat::json;
+  }
+};
+
+// How SQLite makes a commit durable (PRAGMA synchronous in WAL mode).
+//   full:   the WAL is fsync'ed at every commit: an acknowledged append survives a process
+//           crash and a power loss or OS crash. The default.
+//   normal: the WAL is fsync'ed only at checkpoints: an acknowledged append survives a process
+//           crash; a power loss may roll back the most recent commits (never corrupts).
+enum class Synchronous : std::uint8_t { full, normal };
+
+struct StoreOptions {
+  PayloadFormat payload_format = PayloadFormat::json;
+  Synchronous synchronous = Synchronous::full;
+  std::chrono::milliseconds busy_timeout{5000};  // how long a writer waits for the file lock
+  // Source of recorded_at; the system clock when empty. Inject a fixed clock in tests.
+  std::function<Timestamp()> clock;
+};
+
+// Opens (creating if needed) an event store.
+//   "sqlite:<path>"  a SQLite file in WAL mode; the schema is created on first open.
+//   "memory:"        in-process, same semantics, gone when the last reference goes.
+// Options may follow a '?', overriding `options`:
+//   payload=json|binary, synchronous=full|normal, busy_timeout_ms=N
+//   e.g. "sqlite:/data/events.db?payload=binary&synchronous=normal".
+// Throws InvalidArgument for an unknown scheme or option (naming it), StoreError when the
+// file cannot be opened, is not an annals store, or was written by a newer annals.
+[[nodiscard]] std::shared_ptr<EventStore> open_event_store(std::string_view uri);
+[[nodiscard]] std::shared_ptr<EventStore> open_event_store(std::string_view uri,
+                                                           const StoreOptions& options);
+
+}  // namespace annals

@@ -1,0 +1,213 @@
+#include "annals/store/event_store.hpp"
+
+#include <charconv>
+#include <set>
+
+#include "store_internal.hpp"
+
+namespace annals {
+
+bool ExpectedVersion::matches(std::optional<std::uint64_t> actual) const noexcept {
+  switch (kind_) {
+    case Kind::any:
+      return true;
+    case Kind::no_stream:
+      return !actual.has_value();
+    case Kind::exactly:
+      return actual.has_value() && *actual == version_;
+  }
+  return false;
+}
+
+std::string ExpectedVersion::to_string() const {
+  switch (kind_) {
+    case Kind::any:
+      return "any";
+    case Kind::no_stream:
+      return "no stream";
+    case Kind::exactly:
+      return "version " + std::to_string(version_);
+  }
+  return "?";
+}
+
+namespace detail {
+
+namespace {
+constexpr std::size_t kMaxStreamIdBytes = 1024;
+constexpr std::size_t kMaxTypeBytes = 256;
+
+std::string printable(std::string_view text) {
+  constexpr std::size_t kShown = 80;
+  std::string out;
+  for (char c : text.substr(0, kShown)) {
+    if (static_cast<unsigned char>(c) < 0x20) {
+      out += "\\x";
+      out += "0123456789abcdef"[(c >> 4) & 0xf];
+      out += "0123456789abcdef"[c & 0xf];
+    } else {
+      out += c;
+    }
+  }
+  if (text.size() > kShown) out += "...";
+  return out;
+}
+}  // namespace
+
+void validate_stream_id(std::string_view stream_id, std::string_view operation) {
+  const std::string where(operation);
+  if (stream_id.empty()) throw InvalidArgument(where + ": stream id is empty");
+  if (stream_id.size() > kMaxStreamIdBytes) {
+    throw InvalidArgument(where + ": stream id '" + printable(stream_id) + "' is " +
+                          std::to_string(stream_id.size()) + " bytes, more than the " +
+                          std::to_string(kMaxStreamIdBytes) + " allowed");
+  }
+  if (stream_id.find('\0') != std::string_view::npos) {
+    throw InvalidArgument(where + ": stream id '" + printable(stream_id) +
+                          "' contains a NUL byte");
+  }
+}
+
+void validate_batch(const std::vector<StreamAppend>& batch) {
+  if (batch.empty()) throw InvalidArgument("append: the batch has no streams");
+  for (const StreamAppend& part : batch) {
+    validate_stream_id(part.stream_id, "append");
+    const std::string where = "append to " + part.stream_id;
+    if (part.events.empty()) throw InvalidArgument(where + ": no events to append");
+    for (std::size_t i = 0; i < part.events.size(); ++i) {
+      const NewEvent& e = part.events[i];
+      const std::string which = where + ": event " + std::to_string(i + 1) + " of " +
+                                std::to_string(part.events.size());
+      if (e.type.empty()) throw InvalidArgument(which + " has an empty type");
+      if (e.type.size() > kMaxTypeBytes || e.type.find('\0') != std::string::npos) {
+        throw InvalidArgument(which + " has type '" + printable(e.type) + "': expected 1 to " +
+                              std::to_string(kMaxTypeBytes) + " bytes without NUL");
+      }
+      if (e.schema_version == 0) {
+        throw InvalidArgument(which + " (" + e.type + ") has schema version 0: versions start at 1");
+      }
+      if (e.payload_format != PayloadFormat::json && e.payload_format != PayloadFormat::binary) {
+        throw InvalidArgument(which + " (" + e.type + ") has an unknown payload format " +
+                              std::to_string(static_cast<int>(e.payload_format)));
+      }
+      if (e.payload_format == PayloadFormat::json && !is_json_document(e.payload)) {
+        throw InvalidArgument(which + " (" + e.type + ") is marked json but its payload '" +
+                              printable(e.payload) + "' is not a JSON document");
+      }
+    }
+  }
+}
+
+void check_expected(std::string_view stream_id, const ExpectedVersion& expected,
+                    std::optional<std::uint64_t> actual) {
+  if (expected.matches(actual)) return;
+  throw ConcurrencyError("append to " + std::string(stream_id) + ": expected " +
+                         expected.to_string() + ", actual " +
+                         (actual ? "version " + std::to_string(*actual) : "no stream"));
+}
+
+void throw_duplicate_event_id(std::string_view stream_id, const boost::uuids::uuid& event_id) {
+  throw InvalidArgument("append to " + std::string(stream_id) + ": event id " +
+                        to_string(event_id) + " is already in the store");
+}
+
+Timestamp read_clock(const StoreOptions& options) {
+  return options.clock ? options.clock() : now();
+}
+
+}  // namespace detail
+
+namespace {
+
+struct ParsedUri {
+  std::string scheme;
+  std::string path;
+  StoreOptions options;
+};
+
+ParsedUri parse_uri(std::string_view uri, const StoreOptions& base) {
+  const std::string quoted = "store URI '" + std::string(uri) + "'";
+  const auto colon = uri.find(':');
+  if (colon == std::string_view::npos) {
+    throw InvalidArgument(quoted + ": expected sqlite:<path> or memory:");
+  }
+  ParsedUri out{std::string(uri.substr(0, colon)), {}, base};
+  std::string_view rest = uri.substr(colon + 1);
+  std::string_view query;
+  if (const auto q = rest.find('?'); q != std::string_view::npos) {
+    query = rest.substr(q + 1);
+    rest = rest.substr(0, q);
+  }
+  out.path = std::string(rest);
+
+  std::set<std::string, std::less<>> seen;
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const std::string_view item = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    const auto eq = item.find('=');
+    if (eq == std::string_view::npos) {
+      throw InvalidArgument(quoted + ": option '" + std::string(item) + "' has no '=value'");
+    }
+    const std::string key(item.substr(0, eq));
+    const std::string_view value = item.substr(eq + 1);
+    if (!seen.insert(key).second) throw InvalidArgument(quoted + ": option '" + key + "' given twice");
+    if (key == "payload") {
+      try {
+        out.options.payload_format = parse_payload_format(value);
+      } catch (const InvalidArgument& e) {
+        throw InvalidArgument(quoted + ": " + e.what());
+      }
+    } else if (key == "synchronous") {
+      if (value == "full") {
+        out.options.synchronous = Synchronous::full;
+      } else if (value == "normal") {
+        out.options.synchronous = Synchronous::normal;
+      } else {
+        throw InvalidArgument(quoted + ": synchronous '" + std::string(value) +
+                              "': expected full or normal");
+      }
+    } else if (key == "busy_timeout_ms") {
+      long long ms = -1;
+      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), ms);
+      if (ec != std::errc{} || end != value.data() + value.size() || ms < 0 || ms > 3'600'000) {
+        throw InvalidArgument(quoted + ": busy_timeout_ms '" + std::string(value) +
+                              "': expected milliseconds from 0 to 3600000");
+      }
+      out.options.busy_timeout = std::chrono::milliseconds(ms);
+    } else {
+      throw InvalidArgument(quoted + ": unknown option '" + key +
+                            "' (expected payload, synchronous or busy_timeout_ms)");
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::shared_ptr<EventStore> open_event_store(std::string_view uri) {
+  return open_event_store(uri, StoreOptions{});
+}
+
+std::shared_ptr<EventStore> open_event_store(std::string_view uri, const StoreOptions& options) {
+  ParsedUri parsed = parse_uri(uri, options);
+  const std::string quoted = "store URI '" + std::string(uri) + "'";
+  if (parsed.scheme == "memory") {
+    if (!parsed.path.empty()) {
+      throw InvalidArgument(quoted + ": memory: takes no path");
+    }
+    return detail::make_memory_event_store(parsed.options);
+  }
+  if (parsed.scheme == "sqlite") {
+    if (parsed.path.empty()) throw InvalidArgument(quoted + ": sqlite: needs a file path");
+    if (parsed.path == ":memory:" || parsed.path.starts_with("file:")) {
+      throw InvalidArgument(quoted + ": expected a plain file path (use memory: for an "
+                                     "in-process store)");
+    }
+    return detail::make_sqlite_event_store(parsed.path, parsed.options);
+  }
+  throw InvalidArgument(quoted + ": unknown scheme '" + parsed.scheme +
+                        "' (expected sqlite or memory)");
+}
+
+}  // namespace annals
