@@ -1,6 +1,7 @@
 #include "annals/aggregates/workflow_run.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 namespace annals {
 
@@ -26,6 +27,8 @@ std::string_view to_string(NodeStatus status) noexcept {
       return "succeeded";
     case NodeStatus::failed:
       return "failed";
+    case NodeStatus::stopped:
+      return "stopped";
   }
   return "unknown";
 }
@@ -47,6 +50,14 @@ void require_json(const std::string& value, std::string_view field, std::string_
     const std::string shown = value.size() > 60 ? value.substr(0, 60) + "..." : value;
     throw InvalidArgument(std::string(context) + ": " + std::string(field) + " '" + shown +
                           "' is not JSON");
+  }
+}
+
+// Durations are finite and non-negative: NaN and infinities have no JSON form and no meaning.
+void require_duration(double seconds, std::string_view context) {
+  if (!std::isfinite(seconds) || seconds < 0) {
+    throw InvalidArgument(std::string(context) + ": elapsed_time " + std::to_string(seconds) +
+                          " is not a finite, non-negative number of seconds");
   }
 }
 
@@ -121,12 +132,12 @@ NodeExecution& WorkflowRun::require_running_node(std::string& run_id,
   require_field(node_execution_id, "node_execution_id", where(command, state_.run_id));
   NodeExecution* n = node(node_execution_id);
   if (n == nullptr) {
-    throw InvalidArgument(where(command, state_.run_id) + ": node execution '" +
-                          node_execution_id + "' has not started");
+    throw InvalidArgument(where(command, state_.run_id) + ": node execution '" + node_execution_id +
+                          "' has not started");
   }
   if (n->status != NodeStatus::running) {
-    throw InvalidArgument(where(command, state_.run_id) + ": node execution '" +
-                          node_execution_id + "' already " + std::string(to_string(n->status)));
+    throw InvalidArgument(where(command, state_.run_id) + ": node execution '" + node_execution_id +
+                          "' already " + std::string(to_string(n->status)));
   }
   return *n;
 }
@@ -153,10 +164,14 @@ void WorkflowRun::fill_totals(double& elapsed_time, std::uint64_t& total_tokens,
                           format_timestamp(finished_at) + " is before created_at " +
                           format_timestamp(state_.created_at));
   }
-  if (elapsed_time < 0) {
-    throw InvalidArgument(where(command, state_.run_id) + ": elapsed_time " +
-                          std::to_string(elapsed_time) + " is negative");
+  for (const NodeExecution& n : state_.node_executions) {
+    if (n.finished_at && finished_at < *n.finished_at) {
+      throw InvalidArgument(where(command, state_.run_id) + ": finished_at " +
+                            format_timestamp(finished_at) + " is before node execution '" + n.id +
+                            "' finished at " + format_timestamp(*n.finished_at));
+    }
   }
+  require_duration(elapsed_time, where(command, state_.run_id));
   if (elapsed_time == 0) elapsed_time = seconds_between(state_.created_at, finished_at);
   if (total_steps == 0) total_steps = static_cast<std::uint32_t>(state_.node_executions.size());
   if (total_tokens == 0) {
@@ -190,23 +205,26 @@ void WorkflowRun::start_node(NodeStarted started, EventMetadata metadata) {
   raise(std::move(started), std::move(metadata));
 }
 
+void WorkflowRun::finish_node_times(const NodeExecution& n, Timestamp& finished_at,
+                                    double& elapsed_time, Timestamp fallback,
+                                    std::string_view command) const {
+  finished_at = or_now(finished_at, fallback);
+  if (finished_at < n.started_at) {
+    throw InvalidArgument(where(command, state_.run_id) + ": node execution '" + n.id +
+                          "' finished_at " + format_timestamp(finished_at) +
+                          " is before it started at " + format_timestamp(n.started_at));
+  }
+  require_duration(elapsed_time, where(command, state_.run_id));
+  if (elapsed_time == 0) elapsed_time = seconds_between(n.started_at, finished_at);
+}
+
 void WorkflowRun::complete_node(NodeCompleted completed, EventMetadata metadata) {
   constexpr std::string_view kCommand = "complete_node";
   const NodeExecution& n =
       require_running_node(completed.run_id, completed.node_execution_id, kCommand);
   require_json(completed.outputs, "outputs", where(kCommand, state_.run_id));
-  completed.finished_at = or_now(completed.finished_at, metadata.occurred_at);
-  if (completed.finished_at < n.started_at) {
-    throw InvalidArgument(where(kCommand, state_.run_id) + ": node execution '" + n.id +
-                          "' finished_at " + format_timestamp(completed.finished_at) +
-                          " is before it started at " + format_timestamp(n.started_at));
-  }
-  if (completed.elapsed_time < 0) {
-    throw InvalidArgument(where(kCommand, state_.run_id) + ": elapsed_time is negative");
-  }
-  if (completed.elapsed_time == 0) {
-    completed.elapsed_time = seconds_between(n.started_at, completed.finished_at);
-  }
+  finish_node_times(n, completed.finished_at, completed.elapsed_time, metadata.occurred_at,
+                    kCommand);
   metadata = stamp(std::move(metadata), completed.finished_at, kCommand);
   raise(std::move(completed), std::move(metadata));
 }
@@ -216,18 +234,7 @@ void WorkflowRun::fail_node(NodeFailed failed, EventMetadata metadata) {
   const NodeExecution& n = require_running_node(failed.run_id, failed.node_execution_id, kCommand);
   require_field(failed.error, "error", where(kCommand, state_.run_id));
   require_json(failed.outputs, "outputs", where(kCommand, state_.run_id));
-  failed.finished_at = or_now(failed.finished_at, metadata.occurred_at);
-  if (failed.finished_at < n.started_at) {
-    throw InvalidArgument(where(kCommand, state_.run_id) + ": node execution '" + n.id +
-                          "' finished_at " + format_timestamp(failed.finished_at) +
-                          " is before it started at " + format_timestamp(n.started_at));
-  }
-  if (failed.elapsed_time < 0) {
-    throw InvalidArgument(where(kCommand, state_.run_id) + ": elapsed_time is negative");
-  }
-  if (failed.elapsed_time == 0) {
-    failed.elapsed_time = seconds_between(n.started_at, failed.finished_at);
-  }
+  finish_node_times(n, failed.finished_at, failed.elapsed_time, metadata.occurred_at, kCommand);
   metadata = stamp(std::move(metadata), failed.finished_at, kCommand);
   raise(std::move(failed), std::move(metadata));
 }
@@ -281,6 +288,11 @@ void WorkflowRun::mark_deleted(RunDeleted deleted, EventMetadata metadata) {
   }
   require_run_id(deleted.run_id, kCommand);
   deleted.deleted_at = or_now(deleted.deleted_at, metadata.occurred_at);
+  if (deleted.deleted_at < state_.created_at) {
+    throw InvalidArgument(where(kCommand, state_.run_id) + ": deleted_at " +
+                          format_timestamp(deleted.deleted_at) + " is before created_at " +
+                          format_timestamp(state_.created_at));
+  }
   if (metadata.actor.empty()) metadata.actor = deleted.deleted_by;
   metadata = stamp(std::move(metadata), deleted.deleted_at, kCommand);
   raise(std::move(deleted), std::move(metadata));
@@ -340,7 +352,17 @@ void WorkflowRun::apply(const RunSucceeded& e) {
   state_.finished_at = e.finished_at;
 }
 
+void WorkflowRun::stop_running_nodes(Timestamp at) noexcept {
+  for (NodeExecution& n : state_.node_executions) {
+    if (n.status == NodeStatus::running) {
+      n.status = NodeStatus::stopped;
+      n.finished_at = at;
+    }
+  }
+}
+
 void WorkflowRun::apply(const RunFailed& e) {
+  stop_running_nodes(e.finished_at);
   state_.status = RunStatus::failed;
   state_.error = e.error;
   state_.elapsed_time = e.elapsed_time;
@@ -350,6 +372,7 @@ void WorkflowRun::apply(const RunFailed& e) {
 }
 
 void WorkflowRun::apply(const RunStopped& e) {
+  stop_running_nodes(e.finished_at);
   state_.status = RunStatus::stopped;
   state_.elapsed_time = e.elapsed_time;
   state_.total_tokens = e.total_tokens;

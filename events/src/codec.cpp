@@ -18,8 +18,33 @@ void throw_decode_error(const RecordedEvent& record, std::string_view what) {
   throw SerializationError(message);
 }
 
-void compact_json(std::string& text) noexcept {
-  text.erase(std::remove(text.begin(), text.end(), '\n'), text.end());
+void finish_json(std::string& text, std::string_view type) {
+  auto fail = [&](const std::string& why) {
+    throw SerializationError("encode " + std::string(type) + " as JSON: " + why +
+                             "; use the binary payload format for such values");
+  };
+  std::size_t out = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\' && i + 1 < text.size()) {
+        if (text.compare(i + 1, 5, "u0000") == 0) fail("a string holds a NUL character");
+        text[out++] = c;
+        text[out++] = text[++i];
+        continue;
+      }
+      if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '\n') {
+      continue;
+    } else if (c == 'N' || c == 'I') {  // no JSON token outside a string holds these letters
+      fail("a number is NaN or infinite");
+    }
+    text[out++] = c;
+  }
+  text.resize(out);
 }
 
 }  // namespace annals::detail

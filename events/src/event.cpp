@@ -3,8 +3,8 @@
 #include <boost/uuid/random_generator.hpp>
 #include <boost/uuid/string_generator.hpp>
 #include <boost/uuid/uuid_io.hpp>
-#include <ctime>
 #include <cstdio>
+#include <ctime>
 
 #include "annals/events/error.hpp"
 

@@ -63,8 +63,7 @@ void validate_stream_id(std::string_view stream_id, std::string_view operation) 
                           std::to_string(kMaxStreamIdBytes) + " allowed");
   }
   if (stream_id.find('\0') != std::string_view::npos) {
-    throw InvalidArgument(where + ": stream id '" + printable(stream_id) +
-                          "' contains a NUL byte");
+    throw InvalidArgument(where + ": stream id '" + printable(stream_id) + "' contains a NUL byte");
   }
 }
 
@@ -76,15 +75,16 @@ void validate_batch(const std::vector<StreamAppend>& batch) {
     if (part.events.empty()) throw InvalidArgument(where + ": no events to append");
     for (std::size_t i = 0; i < part.events.size(); ++i) {
       const NewEvent& e = part.events[i];
-      const std::string which = where + ": event " + std::to_string(i + 1) + " of " +
-                                std::to_string(part.events.size());
+      const std::string which =
+          where + ": event " + std::to_string(i + 1) + " of " + std::to_string(part.events.size());
       if (e.type.empty()) throw InvalidArgument(which + " has an empty type");
       if (e.type.size() > kMaxTypeBytes || e.type.find('\0') != std::string::npos) {
         throw InvalidArgument(which + " has type '" + printable(e.type) + "': expected 1 to " +
                               std::to_string(kMaxTypeBytes) + " bytes without NUL");
       }
       if (e.schema_version == 0) {
-        throw InvalidArgument(which + " (" + e.type + ") has schema version 0: versions start at 1");
+        throw InvalidArgument(which + " (" + e.type +
+                              ") has schema version 0: versions start at 1");
       }
       if (e.payload_format != PayloadFormat::json && e.payload_format != PayloadFormat::binary) {
         throw InvalidArgument(which + " (" + e.type + ") has an unknown payload format " +
@@ -109,6 +109,13 @@ void check_expected(std::string_view stream_id, const ExpectedVersion& expected,
 void throw_duplicate_event_id(std::string_view stream_id, const boost::uuids::uuid& event_id) {
   throw InvalidArgument("append to " + std::string(stream_id) + ": event id " +
                         to_string(event_id) + " is already in the store");
+}
+
+std::vector<StreamAppend> single_stream(std::string_view stream_id, ExpectedVersion expected,
+                                        std::vector<NewEvent> events) {
+  std::vector<StreamAppend> batch;
+  batch.push_back(StreamAppend{std::string(stream_id), expected, std::move(events)});
+  return batch;
 }
 
 Timestamp read_clock(const StoreOptions& options) {
@@ -151,7 +158,8 @@ ParsedUri parse_uri(std::string_view uri, const StoreOptions& base) {
     }
     const std::string key(item.substr(0, eq));
     const std::string_view value = item.substr(eq + 1);
-    if (!seen.insert(key).second) throw InvalidArgument(quoted + ": option '" + key + "' given twice");
+    if (!seen.insert(key).second)
+      throw InvalidArgument(quoted + ": option '" + key + "' given twice");
     if (key == "payload") {
       try {
         out.options.payload_format = parse_payload_format(value);
@@ -201,8 +209,9 @@ std::shared_ptr<EventStore> open_event_store(std::string_view uri, const StoreOp
   if (parsed.scheme == "sqlite") {
     if (parsed.path.empty()) throw InvalidArgument(quoted + ": sqlite: needs a file path");
     if (parsed.path == ":memory:" || parsed.path.starts_with("file:")) {
-      throw InvalidArgument(quoted + ": expected a plain file path (use memory: for an "
-                                     "in-process store)");
+      throw InvalidArgument(quoted +
+                            ": expected a plain file path (use memory: for an "
+                            "in-process store)");
     }
     return detail::make_sqlite_event_store(parsed.path, parsed.options);
   }

@@ -27,9 +27,7 @@ class MemoryEventStore final : public EventStore {
 
   AppendResult append(std::string_view stream_id, ExpectedVersion expected,
                       std::vector<NewEvent> events) override {
-    std::vector<StreamAppend> batch;
-    batch.push_back(StreamAppend{std::string(stream_id), expected, std::move(events)});
-    return append(std::move(batch));
+    return append(single_stream(stream_id, expected, std::move(events)));
   }
 
   AppendResult append(std::vector<StreamAppend> batch) override {

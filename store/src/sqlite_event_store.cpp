@@ -63,7 +63,8 @@ class StatementUse {
 };
 
 std::int64_t sql_limit(std::size_t max_count) {
-  return max_count > static_cast<std::size_t>(INT64_MAX) ? -1 : static_cast<std::int64_t>(max_count);
+  return max_count > static_cast<std::size_t>(INT64_MAX) ? -1
+                                                         : static_cast<std::int64_t>(max_count);
 }
 
 // The one place SQLite's errors become annals errors.
@@ -126,14 +127,16 @@ SQLite::Database open_writer(const std::string& path, const StoreOptions& option
     throw StoreError(context + ": '" + path + "' is a directory, expected a database file");
   }
 
-  SQLite::Database db = open_connection(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, options);
+  SQLite::Database db =
+      open_connection(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, options);
   auto inspect = [&db, &context] {
     const int app_id = db.execAndGet("PRAGMA application_id").getInt();
     const int user_version = db.execAndGet("PRAGMA user_version").getInt();
     const int objects = db.execAndGet("SELECT count(*) FROM sqlite_schema").getInt();
     if (app_id == kApplicationId) {
       if (user_version > kSchemaVersion) {
-        throw StoreError(context + ": the store has schema version " + std::to_string(user_version) +
+        throw StoreError(context + ": the store has schema version " +
+                         std::to_string(user_version) +
                          ", newer than this build of annals supports (" +
                          std::to_string(kSchemaVersion) + "); upgrade annals to open it");
       }
@@ -147,9 +150,11 @@ SQLite::Database open_writer(const std::string& path, const StoreOptions& option
     if (app_id != 0 || objects != 0) {
       char hex[16];
       std::snprintf(hex, sizeof hex, "0x%08x", static_cast<unsigned>(app_id));
-      throw StoreError(context + ": the file is an SQLite database but not an annals store "
-                                 "(application_id " + std::string(hex) + ", " +
-                       std::to_string(objects) + " schema objects); refusing to touch it");
+      throw StoreError(context +
+                       ": the file is an SQLite database but not an annals store "
+                       "(application_id " +
+                       std::string(hex) + ", " + std::to_string(objects) +
+                       " schema objects); refusing to touch it");
     }
     return true;  // empty: needs the schema
   };
@@ -197,9 +202,7 @@ class SqliteEventStore final : public EventStore {
 
   AppendResult append(std::string_view stream_id, ExpectedVersion expected,
                       std::vector<NewEvent> events) override {
-    std::vector<StreamAppend> batch;
-    batch.push_back(StreamAppend{std::string(stream_id), expected, std::move(events)});
-    return append(std::move(batch));
+    return append(single_stream(stream_id, expected, std::move(events)));
   }
 
   AppendResult append(std::vector<StreamAppend> batch) override {

@@ -28,6 +28,11 @@ void check_expected(std::string_view stream_id, const ExpectedVersion& expected,
 [[noreturn]] void throw_duplicate_event_id(std::string_view stream_id,
                                            const boost::uuids::uuid& event_id);
 
+// A one-part batch: how each backend's single-stream append() forwards to its batch append().
+[[nodiscard]] std::vector<StreamAppend> single_stream(std::string_view stream_id,
+                                                      ExpectedVersion expected,
+                                                      std::vector<NewEvent> events);
+
 // The store's clock: options.clock if set, else the system clock.
 [[nodiscard]] Timestamp read_clock(const StoreOptions& options);
 

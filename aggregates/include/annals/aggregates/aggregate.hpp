@@ -6,10 +6,9 @@
 //
 //   class Counter : public annals::Aggregate<Counter, std::variant<Incremented>> {
 //    public:
-//     static std::string stream_id_for(std::string_view id) { return "Counter-" + std::string(id); }
-//     const std::string& id() const { return id_; }
-//     void increment() { raise(Incremented{id_}, {}); }
-//     void apply(const Incremented& e) { id_ = e.id; ++count_; }   // never throws
+//     static std::string stream_id_for(std::string_view id) { return "Counter-" + std::string(id);
+//     } const std::string& id() const { return id_; } void increment() { raise(Incremented{id_},
+//     {}); } void apply(const Incremented& e) { id_ = e.id; ++count_; }   // never throws
 //    private:
 //     friend class annals::Aggregate<Counter, std::variant<Incremented>>;
 //     Counter() = default;
@@ -80,9 +79,8 @@ class Aggregate {
   void mark_saved(std::uint64_t stream_version) {
     if (stream_version != version_) {
       throw InvalidArgument(Derived::stream_id_for(static_cast<const Derived&>(*this).id()) +
-                            ": saved at version " +
-                            std::to_string(stream_version) + " but the aggregate is at version " +
-                            std::to_string(version_));
+                            ": saved at version " + std::to_string(stream_version) +
+                            " but the aggregate is at version " + std::to_string(version_));
     }
     pending_.clear();
   }
@@ -109,7 +107,8 @@ class Aggregate {
       throw IntegrityError("replay: event at position " + std::to_string(record.position) +
                            " belongs to stream " + record.stream_id + ", not " + stream_id_);
     }
-    const EventVariant event = Derived::event_registry().template decode_variant<EventVariant>(record);
+    const EventVariant event =
+        Derived::event_registry().template decode_variant<EventVariant>(record);
     std::visit([this](const auto& e) { self().apply(e); }, event);
     stream_id_ = record.stream_id;
     ++version_;

@@ -36,38 +36,39 @@
 namespace annals {
 
 enum class RunStatus : std::uint8_t { running, succeeded, failed, stopped };
-enum class NodeStatus : std::uint8_t { running, succeeded, failed };
+// A node still running when its run fails or is stopped ends as `stopped`.
+enum class NodeStatus : std::uint8_t { running, succeeded, failed, stopped };
 
 // "running", "succeeded", "failed", "stopped": the words the read models store.
 [[nodiscard]] std::string_view to_string(RunStatus status) noexcept;
 [[nodiscard]] std::string_view to_string(NodeStatus status) noexcept;
 
 struct NodeExecution {
-  std::string id;  // node_execution_id
+  std::string id{};  // node_execution_id
   std::uint32_t index = 0;
-  std::string node_id, node_type, title, predecessor_node_id;
-  std::string inputs, outputs, error;
+  std::string node_id{}, node_type{}, title{}, predecessor_node_id{};
+  std::string inputs{}, outputs{}, error{};
   NodeStatus status = NodeStatus::running;
   double elapsed_time = 0;
   std::uint64_t total_tokens = 0;
   Timestamp started_at{};
-  std::optional<Timestamp> finished_at;
+  std::optional<Timestamp> finished_at{};
 
   friend bool operator==(const NodeExecution&, const NodeExecution&) = default;
 };
 
 // Everything a WorkflowRun knows, as a comparable value.
 struct WorkflowRunState {
-  std::string run_id, tenant_id, app_id, workflow_id, triggered_from, created_by;
-  std::string inputs, outputs, error;
+  std::string run_id{}, tenant_id{}, app_id{}, workflow_id{}, triggered_from{}, created_by{};
+  std::string inputs{}, outputs{}, error{};
   RunStatus status = RunStatus::running;
   bool deleted = false;
   double elapsed_time = 0;
   std::uint64_t total_tokens = 0;
   std::uint32_t total_steps = 0;
   Timestamp created_at{};
-  std::optional<Timestamp> finished_at;
-  std::vector<NodeExecution> node_executions;  // in the order they started
+  std::optional<Timestamp> finished_at{};
+  std::vector<NodeExecution> node_executions{};  // in the order they started
 
   friend bool operator==(const WorkflowRunState&, const WorkflowRunState&) = default;
 };
@@ -121,11 +122,15 @@ class WorkflowRun : public Aggregate<WorkflowRun, WorkflowRunEvent> {
   void apply(const RunDeleted& e);
 
   NodeExecution* node(std::string_view id) noexcept;
+  void stop_running_nodes(Timestamp at) noexcept;
   void require_open(std::string_view command) const;
   void require_run_id(std::string& run_id, std::string_view command) const;
   NodeExecution& require_running_node(std::string& run_id, std::string& node_execution_id,
                                       std::string_view command);
-  EventMetadata stamp(EventMetadata metadata, Timestamp occurred_at, std::string_view command) const;
+  void finish_node_times(const NodeExecution& n, Timestamp& finished_at, double& elapsed_time,
+                         Timestamp fallback, std::string_view command) const;
+  EventMetadata stamp(EventMetadata metadata, Timestamp occurred_at,
+                      std::string_view command) const;
   void fill_totals(double& elapsed_time, std::uint64_t& total_tokens, std::uint32_t& total_steps,
                    Timestamp& finished_at, std::string_view command) const;
 

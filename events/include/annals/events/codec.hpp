@@ -6,8 +6,8 @@
 //   std::string bytes = annals::encode_payload(RunStopped{"42"}, annals::PayloadFormat::json);
 //   // bytes == R"({"run_id": "42"})"
 //   annals::EventTypeRegistry registry;
-//   registry.add_upcaster<RunCreatedV1, RunCreated>([](RunCreatedV1 v1) { return RunCreated{...}; });
-//   RunCreated e = registry.decode<RunCreated>(recorded);   // v1 records come back as v2
+//   registry.add_upcaster<RunCreatedV1, RunCreated>([](RunCreatedV1 v1) { return RunCreated{...};
+//   }); RunCreated e = registry.decode<RunCreated>(recorded);   // v1 records come back as v2
 //
 // JSON payloads are one object with a member per field (json_extract(payload, '$.run_id')
 // works on them); binary payloads are cereal's portable binary archive. Timestamps are
@@ -53,9 +53,12 @@ namespace annals {
 namespace detail {
 // Throws SerializationError naming the record: its type, schema version, stream and position.
 [[noreturn]] void throw_decode_error(const RecordedEvent& record, std::string_view what);
-// Removes the line breaks cereal's JSON writer puts between members (never inside strings:
-// the writer escapes control characters there).
-void compact_json(std::string& text) noexcept;
+// Makes cereal's JSON output a stored payload: removes the line breaks its writer puts
+// between members (never inside strings: the writer escapes control characters there), and
+// throws SerializationError for what cereal writes but JSON cannot hold faithfully: the bare
+// tokens NaN and Infinity of non-finite doubles, and NUL characters in strings (cereal's reader
+// would cut the string at the NUL).
+void finish_json(std::string& text, std::string_view type);
 }  // namespace detail
 
 // Encodes a typed event's fields. Throws SerializationError if cereal fails.
@@ -70,7 +73,7 @@ template <TypedEvent E>
         const_cast<E&>(event).serialize(archive);
       }
       std::string text = std::move(out).str();
-      detail::compact_json(text);
+      detail::finish_json(text, E::kType);
       return text;
     }
     {
@@ -126,8 +129,7 @@ class EventTypeRegistry {
   // Registers Old (an older struct of the same type name) and how to turn it into New, the
   // next schema version. Chains compose: v1 -> v2 -> v3 are each registered once.
   template <TypedEvent Old, TypedEvent New, class Fn>
-    requires std::is_invocable_r_v<New, Fn, Old>
-  EventTypeRegistry& add_upcaster(Fn fn) {
+  requires std::is_invocable_r_v<New, Fn, Old> EventTypeRegistry& add_upcaster(Fn fn) {
     static_assert(Old::kSchemaVersion < New::kSchemaVersion, "upcasters go from old to new");
     if (std::string_view(Old::kType) != std::string_view(New::kType)) {
       throw InvalidArgument("upcaster from " + std::string(Old::kType) + " to " +
@@ -138,7 +140,7 @@ class EventTypeRegistry {
     entry.decode = &decode_any<Old>;
     entry.next_version = New::kSchemaVersion;
     entry.upcast = [fn = std::move(fn)](std::any old) -> std::any {
-      return std::any(std::invoke(fn, std::any_cast<Old&&>(std::move(old))));
+      return std::any(New(std::invoke(fn, std::any_cast<Old&&>(std::move(old)))));
     };
     return *this;
   }
@@ -160,8 +162,8 @@ class EventTypeRegistry {
       return decode_payload<E>(record.payload, record.payload_format, record);
     }
     if (record.schema_version > E::kSchemaVersion) {
-      detail::throw_decode_error(record, "schema version is newer than this build's " +
-                                             std::to_string(E::kSchemaVersion));
+      detail::throw_decode_error(
+          record, "schema version is newer than this build's " + std::to_string(E::kSchemaVersion));
     }
     std::uint32_t version = record.schema_version;
     const Entry* entry = find(record.type, version);
@@ -192,7 +194,8 @@ class EventTypeRegistry {
                            decode<std::variant_alternative_t<I, Variant>>(record)),
                true)) ||
              ...);
-    }(std::make_index_sequence<std::variant_size_v<Variant>>{});
+    }
+    (std::make_index_sequence<std::variant_size_v<Variant>>{});
     if (!out) detail::throw_decode_error(record, "unknown event type");
     return std::move(*out);
   }

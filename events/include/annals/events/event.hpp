@@ -33,33 +33,33 @@ enum class PayloadFormat : std::uint8_t { json = 0, binary = 1 };
 [[nodiscard]] PayloadFormat parse_payload_format(std::string_view text);
 
 struct EventMetadata {
-  std::string tenant_id;
-  std::string actor;           // who caused it
-  std::string correlation_id;  // the business transaction it belongs to
-  std::string causation_id;    // the command or event that caused it
-  Timestamp occurred_at{};     // when it happened in the domain (not when it was stored)
+  std::string tenant_id{};
+  std::string actor{};           // who caused it
+  std::string correlation_id{};  // the business transaction it belongs to
+  std::string causation_id{};    // the command or event that caused it
+  Timestamp occurred_at{};       // when it happened in the domain (not when it was stored)
 
   friend bool operator==(const EventMetadata&, const EventMetadata&) = default;
 };
 
 struct NewEvent {
   boost::uuids::uuid event_id{};  // random if the caller leaves it nil; unique in a store
-  std::string type;               // stable name, e.g. "RunCreated"; never empty
+  std::string type{};             // stable name, e.g. "RunCreated"; never empty
   std::uint32_t schema_version = 1;
-  std::string payload;  // serialized bytes, encoded as payload_format says
-  EventMetadata metadata;
+  std::string payload{};  // serialized bytes, encoded as payload_format says
+  EventMetadata metadata{};
   PayloadFormat payload_format = PayloadFormat::json;  // json payloads must be valid JSON
 };
 
 struct RecordedEvent {
   std::uint64_t position = 0;  // global: 1-based, strictly increasing, no gaps a reader can see
-  std::string stream_id;
+  std::string stream_id{};
   std::uint64_t version = 0;  // 1-based within its stream
   boost::uuids::uuid event_id{};
-  std::string type;
+  std::string type{};
   std::uint32_t schema_version = 1;
-  std::string payload;
-  EventMetadata metadata;
+  std::string payload{};
+  EventMetadata metadata{};
   Timestamp recorded_at{};  // when the store committed it
   PayloadFormat payload_format = PayloadFormat::json;
 
@@ -99,7 +99,8 @@ struct RecordedEvent {
 //     static constexpr std::string_view kType = "RunStopped";
 //     static constexpr std::uint32_t kSchemaVersion = 1;
 //     std::string run_id;
-//     template <class Archive> void serialize(Archive& ar) { ar(cereal::make_nvp("run_id", run_id)); }
+//     template <class Archive> void serialize(Archive& ar) { ar(cereal::make_nvp("run_id",
+//     run_id)); }
 //   };
 template <class E>
 concept TypedEvent = std::default_initializable<E> && std::copy_constructible<E> && requires {

@@ -22,8 +22,8 @@ namespace annals {
 struct RunCreated {
   static constexpr std::string_view kType = "RunCreated";
   static constexpr std::uint32_t kSchemaVersion = 1;
-  std::string run_id, tenant_id, app_id, workflow_id, triggered_from, created_by;
-  std::string inputs;  // JSON text
+  std::string run_id{}, tenant_id{}, app_id{}, workflow_id{}, triggered_from{}, created_by{};
+  std::string inputs{};  // JSON text
   Timestamp created_at{};
 
   template <class Archive>
@@ -40,12 +40,12 @@ struct RunCreated {
 struct NodeStarted {
   static constexpr std::string_view kType = "NodeStarted";
   static constexpr std::uint32_t kSchemaVersion = 1;
-  std::string run_id;
-  std::string node_execution_id;  // unique within the tenant
-  std::uint32_t index = 0;        // 1-based order of execution within the run
-  std::string node_id, node_type, title;
-  std::string predecessor_node_id;  // empty for the first node
-  std::string inputs;               // JSON text
+  std::string run_id{};
+  std::string node_execution_id{};  // unique within the tenant
+  std::uint32_t index = 0;          // 1-based order of execution within the run
+  std::string node_id{}, node_type{}, title{};
+  std::string predecessor_node_id{};  // empty for the first node
+  std::string inputs{};               // JSON text
   Timestamp started_at{};
 
   template <class Archive>
@@ -62,8 +62,8 @@ struct NodeStarted {
 struct NodeCompleted {
   static constexpr std::string_view kType = "NodeCompleted";
   static constexpr std::uint32_t kSchemaVersion = 1;
-  std::string run_id, node_execution_id;
-  std::string outputs;  // JSON text
+  std::string run_id{}, node_execution_id{};
+  std::string outputs{};  // JSON text
   double elapsed_time = 0;
   std::uint64_t total_tokens = 0;
   Timestamp finished_at{};
@@ -81,9 +81,9 @@ struct NodeCompleted {
 struct NodeFailed {
   static constexpr std::string_view kType = "NodeFailed";
   static constexpr std::uint32_t kSchemaVersion = 1;
-  std::string run_id, node_execution_id;
-  std::string error;
-  std::string outputs;  // JSON text; may be empty
+  std::string run_id{}, node_execution_id{};
+  std::string error{};
+  std::string outputs{};  // JSON text; may be empty
   double elapsed_time = 0;
   Timestamp finished_at{};
 
@@ -100,8 +100,8 @@ struct NodeFailed {
 struct RunSucceeded {
   static constexpr std::string_view kType = "RunSucceeded";
   static constexpr std::uint32_t kSchemaVersion = 1;
-  std::string run_id;
-  std::string outputs;  // JSON text
+  std::string run_id{};
+  std::string outputs{};  // JSON text
   double elapsed_time = 0;
   std::uint64_t total_tokens = 0;
   std::uint32_t total_steps = 0;
@@ -120,8 +120,8 @@ struct RunSucceeded {
 struct RunFailed {
   static constexpr std::string_view kType = "RunFailed";
   static constexpr std::uint32_t kSchemaVersion = 1;
-  std::string run_id;
-  std::string error;
+  std::string run_id{};
+  std::string error{};
   double elapsed_time = 0;
   std::uint64_t total_tokens = 0;
   std::uint32_t total_steps = 0;
@@ -140,9 +140,9 @@ struct RunFailed {
 struct RunStopped {
   static constexpr std::string_view kType = "RunStopped";
   static constexpr std::uint32_t kSchemaVersion = 1;
-  std::string run_id;
-  std::string stopped_by;
-  std::string reason;
+  std::string run_id{};
+  std::string stopped_by{};
+  std::string reason{};
   double elapsed_time = 0;
   std::uint64_t total_tokens = 0;
   std::uint32_t total_steps = 0;
@@ -161,9 +161,9 @@ struct RunStopped {
 struct RunDeleted {
   static constexpr std::string_view kType = "RunDeleted";
   static constexpr std::uint32_t kSchemaVersion = 1;
-  std::string run_id;
-  std::string deleted_by;
-  std::string reason;
+  std::string run_id{};
+  std::string deleted_by{};
+  std::string reason{};
   Timestamp deleted_at{};
 
   template <class Archive>

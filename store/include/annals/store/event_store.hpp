@@ -61,9 +61,9 @@ class ExpectedVersion {
 
 // One stream's part of an all-or-nothing batch append.
 struct StreamAppend {
-  std::string stream_id;
+  std::string stream_id{};
   ExpectedVersion expected = ExpectedVersion::any();
-  std::vector<NewEvent> events;
+  std::vector<NewEvent> events{};
 };
 
 struct AppendResult {
