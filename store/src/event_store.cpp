@@ -118,6 +118,14 @@ std::vector<StreamAppend> single_stream(std::string_view stream_id, ExpectedVers
   return batch;
 }
 
+void validate_from(std::uint64_t from, std::string_view what, std::string_view operation) {
+  if (from == 0) {
+    throw InvalidArgument(std::string(operation) + ": " + std::string(what) + " 0: " +
+                          std::string(what == "from_version" ? "versions" : "positions") +
+                          " start at 1");
+  }
+}
+
 Timestamp read_clock(const StoreOptions& options) {
   return options.clock ? options.clock() : now();
 }
@@ -194,17 +202,22 @@ ParsedUri parse_uri(std::string_view uri, const StoreOptions& base) {
 }  // namespace
 
 std::shared_ptr<EventStore> open_event_store(std::string_view uri) {
-  return open_event_store(uri, StoreOptions{});
+  return open_sql_event_store(uri, StoreOptions{});
 }
 
 std::shared_ptr<EventStore> open_event_store(std::string_view uri, const StoreOptions& options) {
+  return open_sql_event_store(uri, options);
+}
+
+std::shared_ptr<SqlEventStore> open_sql_event_store(std::string_view uri,
+                                                    const StoreOptions& options) {
   ParsedUri parsed = parse_uri(uri, options);
   const std::string quoted = "store URI '" + std::string(uri) + "'";
   if (parsed.scheme == "memory") {
     if (!parsed.path.empty()) {
       throw InvalidArgument(quoted + ": memory: takes no path");
     }
-    return detail::make_memory_event_store(parsed.options);
+    return detail::make_sqlite_event_store("", parsed.options);
   }
   if (parsed.scheme == "sqlite") {
     if (parsed.path.empty()) throw InvalidArgument(quoted + ": sqlite: needs a file path");

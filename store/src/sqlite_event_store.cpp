@@ -3,12 +3,17 @@
 // the busy timeout); reads go to a pool of read-only connections, each of which sees the
 // last committed snapshot of the WAL. Positions are assigned as head + 1 inside the write
 // transaction, so they are gap-free in every snapshot a reader can take.
+//
+// The in-memory backend is the same code on a private ":memory:" database: one connection,
+// which readers share with the writer under the write mutex.
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <sqlite3.h>
 
 #include <filesystem>
+#include <map>
 #include <mutex>
+#include <unordered_map>
 
 #include "store_internal.hpp"
 
@@ -43,12 +48,8 @@ CREATE TRIGGER annals_events_no_delete BEFORE DELETE ON annals_events
 BEGIN SELECT RAISE(ABORT, 'annals_events is append-only'); END;
 )sql";
 
-constexpr const char* kColumns =
-    "position, stream_id, version, event_id, type, schema_version, payload_format, payload, "
-    "tenant_id, actor, correlation_id, causation_id, occurred_at, recorded_at";
-
-// Resets a cached statement on entry and on every exit, so an exception never leaves it
-// mid-step (which would hold a read snapshot or a lock).
+// Resets a statement on entry and on every exit, so an exception never leaves it mid-step
+// (which would hold a read snapshot or a lock).
 class StatementUse {
  public:
   explicit StatementUse(SQLite::Statement& s) noexcept : s_(s) { s_.tryReset(); }
@@ -67,6 +68,10 @@ std::int64_t sql_limit(std::size_t max_count) {
                                                          : static_cast<std::int64_t>(max_count);
 }
 
+std::int64_t sql_from(std::uint64_t from) {
+  return static_cast<std::int64_t>(std::min<std::uint64_t>(from, INT64_MAX));
+}
+
 // The one place SQLite's errors become annals errors.
 [[noreturn]] void throw_store_error(const std::string& context, const SQLite::Exception& e) {
   const int code = e.getErrorCode();
@@ -75,68 +80,213 @@ std::int64_t sql_limit(std::size_t max_count) {
   if (code == SQLITE_BUSY || code == SQLITE_LOCKED) {
     throw StoreError(message + "; the database stayed locked past the busy timeout, retry later");
   }
-  if (code == SQLITE_CORRUPT) throw IntegrityError(message);
+  if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) throw IntegrityError(message);
   throw StoreError(message);
 }
 
-RecordedEvent read_row(SQLite::Statement& s) {
-  RecordedEvent r;
-  r.position = static_cast<std::uint64_t>(s.getColumn(0).getInt64());
-  r.stream_id = s.getColumn(1).getString();
-  r.version = static_cast<std::uint64_t>(s.getColumn(2).getInt64());
-  const std::string event_id = s.getColumn(3).getString();
-  r.type = s.getColumn(4).getString();
-  r.schema_version = static_cast<std::uint32_t>(s.getColumn(5).getInt64());
-  const std::string format = s.getColumn(6).getString();
-  r.payload = s.getColumn(7).getString();
-  r.metadata.tenant_id = s.getColumn(8).getString();
-  r.metadata.actor = s.getColumn(9).getString();
-  r.metadata.correlation_id = s.getColumn(10).getString();
-  r.metadata.causation_id = s.getColumn(11).getString();
-  r.metadata.occurred_at = from_micros(s.getColumn(12).getInt64());
-  r.recorded_at = from_micros(s.getColumn(13).getInt64());
-  try {
-    r.event_id = parse_uuid(event_id);
-    r.payload_format = parse_payload_format(format);
-  } catch (const InvalidArgument& e) {
-    throw IntegrityError("event at position " + std::to_string(r.position) + " in stream " +
-                         r.stream_id + " is damaged: " + e.what());
+std::string sql_excerpt(std::string_view sql) {
+  std::string s(sql.substr(0, 120));
+  for (char& c : s) {
+    if (c == '\n') c = ' ';
   }
-  return r;
+  return sql.size() > 120 ? s + "..." : s;
 }
 
+RecordedEvent read_row(SQLite::Statement& s) {
+  return make_record(
+      static_cast<std::uint64_t>(s.getColumn(0).getInt64()), s.getColumn(1).getString(),
+      static_cast<std::uint64_t>(s.getColumn(2).getInt64()), s.getColumn(3).getString(),
+      s.getColumn(4).getString(), static_cast<std::uint32_t>(s.getColumn(5).getInt64()),
+      s.getColumn(6).getString(), s.getColumn(7).getString(),
+      EventMetadata{s.getColumn(8).getString(), s.getColumn(9).getString(),
+                    s.getColumn(10).getString(), s.getColumn(11).getString(),
+                    from_micros(s.getColumn(12).getInt64())},
+      from_micros(s.getColumn(13).getInt64()));
+}
+
+SqlValue column_value(const SQLite::Column& c) {
+  switch (c.getType()) {
+    case SQLITE_INTEGER:
+      return c.getInt64();
+    case SQLITE_FLOAT:
+      return c.getDouble();
+    case SQLITE_NULL:
+      return nullptr;
+    default:
+      return c.getString();
+  }
+}
+
+void read_values(SQLite::Statement& s, SqlRow& row) {
+  auto& values = row.values();
+  const int n = s.getColumnCount();
+  values.resize(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) values[static_cast<std::size_t>(i)] = column_value(s.getColumn(i));
+}
+
+// A prepared statement and where its $1..$n placeholders are.
+struct Prepared {
+  Prepared(SQLite::Database& db, std::string_view sql) : stmt(db, std::string(sql)) {
+    const int count = stmt.getBindParameterCount();
+    for (int n = 1; n <= count; ++n) {
+      const int index = stmt.getIndex(("$" + std::to_string(n)).c_str());
+      if (index == 0) {
+        throw InvalidArgument("SQL must number its placeholders $1..$" + std::to_string(count) +
+                              ": " + sql_excerpt(sql));
+      }
+      indexes.push_back(index);
+    }
+  }
+
+  void bind(std::span<const SqlValue> params, std::string_view sql) {
+    if (params.size() != indexes.size()) {
+      throw InvalidArgument("SQL expects " + std::to_string(indexes.size()) + " parameters, got " +
+                            std::to_string(params.size()) + ": " + sql_excerpt(sql));
+    }
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      const int index = indexes[i];
+      std::visit(
+          [&](const auto& v) {
+            using V = std::decay_t<decltype(v)>;
+            if constexpr (std::is_same_v<V, std::nullptr_t>) {
+              stmt.bind(index);
+            } else if constexpr (std::is_same_v<V, std::string>) {
+              stmt.bindNoCopy(index, v);  // params outlive the statement's use
+            } else {
+              stmt.bind(index, v);
+            }
+          },
+          params[i]);
+    }
+  }
+
+  SQLite::Statement stmt;
+  std::vector<int> indexes;
+};
+
+class SqliteCursor final : public SqlCursor {
+ public:
+  SqliteCursor(std::unique_ptr<Prepared> prepared, std::string context)
+      : prepared_(std::move(prepared)), context_(std::move(context)) {}
+
+  bool next(SqlRow& row) override {
+    try {
+      if (!prepared_->stmt.executeStep()) return false;
+      read_values(prepared_->stmt, row);
+      return true;
+    } catch (const SQLite::Exception& e) {
+      throw_store_error(context_, e);
+    }
+  }
+
+ private:
+  std::unique_ptr<Prepared> prepared_;
+  std::string context_;
+};
+
+// SqlSession on one SQLite connection, with its prepared statements cached by SQL text.
+class SqliteSession final : public SqlSession {
+ public:
+  SqliteSession(SQLite::Database& db, const std::string& context) : db_(db), context_(context) {}
+
+  void execute_script(std::string_view sql) override {
+    try {
+      db_.exec(std::string(sql));
+    } catch (const SQLite::Exception& e) {
+      throw_store_error(context_ + ": " + sql_excerpt(sql), e);
+    }
+  }
+
+  std::string_view dialect() const noexcept override { return "sqlite"; }
+
+  void clear_cache() noexcept { cache_.clear(); }
+
+ protected:
+  std::size_t execute_span(std::string_view sql, std::span<const SqlValue> params) override {
+    try {
+      Prepared& p = prepare(sql);
+      StatementUse use(p.stmt);
+      p.bind(params, sql);
+      while (use->executeStep()) {
+      }
+      return static_cast<std::size_t>(db_.getChanges());
+    } catch (const SQLite::Exception& e) {
+      throw_store_error(context_ + ": " + sql_excerpt(sql), e);
+    }
+  }
+
+  std::vector<SqlRow> query_span(std::string_view sql, std::span<const SqlValue> params) override {
+    try {
+      Prepared& p = prepare(sql);
+      StatementUse use(p.stmt);
+      p.bind(params, sql);
+      std::vector<SqlRow> rows;
+      while (use->executeStep()) read_values(*use, rows.emplace_back());
+      return rows;
+    } catch (const SQLite::Exception& e) {
+      throw_store_error(context_ + ": " + sql_excerpt(sql), e);
+    }
+  }
+
+  std::unique_ptr<SqlCursor> cursor_span(std::string_view sql,
+                                         std::span<const SqlValue> params) override {
+    try {
+      // Not from the cache: two cursors on the same SQL may be open at once.
+      auto p = std::make_unique<Prepared>(db_, sql);
+      p->bind(params, sql);
+      return std::make_unique<SqliteCursor>(std::move(p), context_ + ": " + sql_excerpt(sql));
+    } catch (const SQLite::Exception& e) {
+      throw_store_error(context_ + ": " + sql_excerpt(sql), e);
+    }
+  }
+
+ private:
+  Prepared& prepare(std::string_view sql) {
+    constexpr std::size_t kMaxCached = 256;
+    auto it = cache_.find(std::string(sql));
+    if (it != cache_.end()) return *it->second;
+    if (cache_.size() >= kMaxCached) cache_.clear();
+    auto p = std::make_unique<Prepared>(db_, sql);
+    return *cache_.emplace(std::string(sql), std::move(p)).first->second;
+  }
+
+  SQLite::Database& db_;
+  std::string context_;
+  std::unordered_map<std::string, std::unique_ptr<Prepared>> cache_;
+};
+
 SQLite::Database open_connection(const std::string& path, int flags, const StoreOptions& options) {
-  SQLite::Database db(path, flags | SQLite::OPEN_NOMUTEX,
-                      static_cast<int>(options.busy_timeout.count()));
-  return db;
+  return SQLite::Database(path, flags | SQLite::OPEN_NOMUTEX,
+                          static_cast<int>(options.busy_timeout.count()));
 }
 
 // Opens the writer connection and makes sure the file is an annals store of a version this
 // build understands, creating the schema in an empty file. A file that is not ours is left
 // exactly as it was.
-SQLite::Database open_writer(const std::string& path, const StoreOptions& options,
+SQLite::Database open_writer(const std::string& path, bool in_memory, const StoreOptions& options,
                              const std::string& context) {
-  const std::filesystem::path fs_path(path);
-  const std::filesystem::path parent =
-      fs_path.has_parent_path() ? fs_path.parent_path() : std::filesystem::path(".");
-  std::error_code ec;
-  if (!std::filesystem::is_directory(parent, ec)) {
-    throw StoreError(context + ": directory '" + parent.string() + "' does not exist");
-  }
-  if (std::filesystem::is_directory(fs_path, ec)) {
-    throw StoreError(context + ": '" + path + "' is a directory, expected a database file");
+  if (!in_memory) {
+    const std::filesystem::path fs_path(path);
+    const std::filesystem::path parent =
+        fs_path.has_parent_path() ? fs_path.parent_path() : std::filesystem::path(".");
+    std::error_code ec;
+    if (!std::filesystem::is_directory(parent, ec)) {
+      throw StoreError(context + ": directory '" + parent.string() + "' does not exist");
+    }
+    if (std::filesystem::is_directory(fs_path, ec)) {
+      throw StoreError(context + ": '" + path + "' is a directory, expected a database file");
+    }
   }
 
-  SQLite::Database db =
-      open_connection(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, options);
+  SQLite::Database db = open_connection(in_memory ? ":memory:" : path,
+                                        SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, options);
   auto inspect = [&db, &context] {
     const int app_id = db.execAndGet("PRAGMA application_id").getInt();
     const int user_version = db.execAndGet("PRAGMA user_version").getInt();
     const int objects = db.execAndGet("SELECT count(*) FROM sqlite_schema").getInt();
     if (app_id == kApplicationId) {
       if (user_version > kSchemaVersion) {
-        throw StoreError(context + ": the store has schema version " +
-                         std::to_string(user_version) +
+        throw StoreError(context + ": the store has schema version " + std::to_string(user_version) +
                          ", newer than this build of annals supports (" +
                          std::to_string(kSchemaVersion) + "); upgrade annals to open it");
       }
@@ -150,11 +300,9 @@ SQLite::Database open_writer(const std::string& path, const StoreOptions& option
     if (app_id != 0 || objects != 0) {
       char hex[16];
       std::snprintf(hex, sizeof hex, "0x%08x", static_cast<unsigned>(app_id));
-      throw StoreError(context +
-                       ": the file is an SQLite database but not an annals store "
-                       "(application_id " +
-                       std::string(hex) + ", " + std::to_string(objects) +
-                       " schema objects); refusing to touch it");
+      throw StoreError(context + ": the file is an SQLite database but not an annals store "
+                                 "(application_id " + std::string(hex) + ", " +
+                       std::to_string(objects) + " schema objects); refusing to touch it");
     }
     return true;  // empty: needs the schema
   };
@@ -162,7 +310,7 @@ SQLite::Database open_writer(const std::string& path, const StoreOptions& option
   try {
     if (inspect()) {
       // Only an empty file reaches here: switching it to WAL changes nothing of anyone's.
-      db.exec("PRAGMA journal_mode=WAL");
+      if (!in_memory) db.exec("PRAGMA journal_mode=WAL");
       SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
       if (inspect()) {  // another process may have created it while we waited for the lock
         db.exec(kSchema);
@@ -171,13 +319,15 @@ SQLite::Database open_writer(const std::string& path, const StoreOptions& option
       }
       tx.commit();
     }
-    const std::string mode = db.execAndGet("PRAGMA journal_mode=WAL").getString();
-    if (mode != "wal") {
-      throw StoreError(context + ": could not switch the database to WAL mode (journal mode is " +
-                       mode + ")");
+    if (!in_memory) {
+      const std::string mode = db.execAndGet("PRAGMA journal_mode=WAL").getString();
+      if (mode != "wal") {
+        throw StoreError(context + ": could not switch the database to WAL mode (journal mode is " +
+                         mode + ")");
+      }
+      db.exec(options.synchronous == Synchronous::full ? "PRAGMA synchronous=FULL"
+                                                       : "PRAGMA synchronous=NORMAL");
     }
-    db.exec(options.synchronous == Synchronous::full ? "PRAGMA synchronous=FULL"
-                                                     : "PRAGMA synchronous=NORMAL");
   } catch (const SQLite::Exception& e) {
     if (e.getErrorCode() == SQLITE_NOTADB) {
       throw StoreError(context + ": the file is not an SQLite database, so not an annals store");
@@ -187,18 +337,36 @@ SQLite::Database open_writer(const std::string& path, const StoreOptions& option
   return db;
 }
 
-class SqliteEventStore final : public EventStore {
+// One connection with the statements the store's own reads use.
+struct Connection {
+  Connection(SQLite::Database database, const std::string& context)
+      : db(std::move(database)),
+        read_stream(db, std::string("SELECT ") + kEventColumns +
+                            " FROM annals_events WHERE stream_id = ?1 AND version >= ?2"
+                            " ORDER BY version LIMIT ?3"),
+        read_all(db, std::string("SELECT ") + kEventColumns +
+                         " FROM annals_events WHERE position >= ?1 ORDER BY position LIMIT ?2"),
+        head(db, "SELECT coalesce(max(position), 0) FROM annals_events"),
+        stream_version(db, "SELECT max(version) FROM annals_events WHERE stream_id = ?1"),
+        session(db, context) {}
+
+  SQLite::Database db;  // declared first: destroyed after its statements
+  SQLite::Statement read_stream, read_all, head, stream_version;
+  SqliteSession session;
+};
+
+class SqliteEventStore final : public SqlEventStore {
  public:
   SqliteEventStore(const std::string& path, const StoreOptions& options)
       : path_(path),
-        context_("sqlite:" + path),
+        in_memory_(path.empty()),
+        context_(in_memory_ ? "memory:" : "sqlite:" + path),
         options_(options),
-        writer_(open_writer(path, options, "open " + context_)),
-        head_(writer_, "SELECT coalesce(max(position), 0) FROM annals_events"),
-        stream_version_(writer_, "SELECT max(version) FROM annals_events WHERE stream_id = ?1"),
-        insert_(writer_,
-                "INSERT INTO annals_events (" + std::string(kColumns) +
-                    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)") {}
+        writer_(std::make_unique<Connection>(
+            open_writer(path, in_memory_, options, "open " + context_), context_)),
+        insert_(writer_->db, std::string("INSERT INTO annals_events (") + kEventColumns +
+                                 ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
+                                 " ?13, ?14)") {}
 
   AppendResult append(std::string_view stream_id, ExpectedVersion expected,
                       std::vector<NewEvent> events) override {
@@ -213,86 +381,77 @@ class SqliteEventStore final : public EventStore {
       }
     }
     const Timestamp recorded_at = read_clock(options_);
-    const std::string first_stream = batch.front().stream_id;
 
-    std::lock_guard lock(write_mutex_);
-    const std::string* current_stream = &first_stream;
-    const NewEvent* current_event = nullptr;
-    try {
-      SQLite::Transaction tx(writer_, SQLite::TransactionBehavior::IMMEDIATE);
-      std::uint64_t position = 0;
-      {
-        StatementUse head(head_);
-        head->executeStep();
-        position = static_cast<std::uint64_t>(head->getColumn(0).getInt64());
-      }
-      AppendResult result{position + 1, 0, 0};
-      for (const StreamAppend& part : batch) {
-        current_stream = &part.stream_id;
-        std::optional<std::uint64_t> actual;
+    AppendResult result;
+    std::vector<RecordedEvent> appended;  // built only for hooks
+    std::vector<std::shared_ptr<AppendHook>> hooks;
+    {
+      std::lock_guard lock(write_mutex_);
+      hooks = hooks_;
+      const std::string* current_stream = &batch.front().stream_id;
+      const NewEvent* current_event = nullptr;
+      try {
+        SQLite::Transaction tx(writer_->db, SQLite::TransactionBehavior::IMMEDIATE);
+        std::uint64_t position = 0;
         {
-          StatementUse q(stream_version_);
-          q->bindNoCopy(1, part.stream_id);
-          q->executeStep();
-          if (!q->getColumn(0).isNull()) actual = q->getColumn(0).getInt64();
+          StatementUse head(writer_->head);
+          head->executeStep();
+          position = static_cast<std::uint64_t>(head->getColumn(0).getInt64());
         }
-        check_expected(part.stream_id, part.expected, actual);
-        std::uint64_t version = actual.value_or(0);
-        for (const NewEvent& e : part.events) {
-          current_event = &e;
-          const std::string event_id = to_string(e.event_id);
-          StatementUse ins(insert_);
-          ins->bind(1, static_cast<std::int64_t>(++position));
-          ins->bindNoCopy(2, part.stream_id);
-          ins->bind(3, static_cast<std::int64_t>(++version));
-          ins->bindNoCopy(4, event_id);
-          ins->bindNoCopy(5, e.type);
-          ins->bind(6, static_cast<std::int64_t>(e.schema_version));
-          ins->bindNoCopy(7, e.payload_format == PayloadFormat::json ? "json" : "binary");
-          if (e.payload_format == PayloadFormat::json) {
-            ins->bindNoCopy(8, e.payload);  // TEXT, so json_extract() reads it
-          } else {
-            ins->bindNoCopy(8, e.payload.data(), static_cast<int>(e.payload.size()));
+        result.first_position = position + 1;
+        for (StreamAppend& part : batch) {
+          current_stream = &part.stream_id;
+          std::optional<std::uint64_t> actual;
+          {
+            StatementUse q(writer_->stream_version);
+            q->bindNoCopy(1, part.stream_id);
+            q->executeStep();
+            if (!q->getColumn(0).isNull()) actual = q->getColumn(0).getInt64();
           }
-          ins->bindNoCopy(9, e.metadata.tenant_id);
-          ins->bindNoCopy(10, e.metadata.actor);
-          ins->bindNoCopy(11, e.metadata.correlation_id);
-          ins->bindNoCopy(12, e.metadata.causation_id);
-          ins->bind(13, to_micros(e.metadata.occurred_at));
-          ins->bind(14, to_micros(recorded_at));
-          ins->exec();
+          check_expected(part.stream_id, part.expected, actual);
+          std::uint64_t version = actual.value_or(0);
+          for (NewEvent& e : part.events) {
+            current_event = &e;
+            insert(e, part.stream_id, ++position, ++version, recorded_at);
+            if (!hooks.empty()) {
+              appended.push_back(RecordedEvent{position, part.stream_id, version, e.event_id,
+                                               e.type, e.schema_version, e.payload, e.metadata,
+                                               recorded_at, e.payload_format});
+            }
+          }
+          result.stream_version = version;
         }
-        result.stream_version = version;
-      }
-      result.last_position = position;
-      tx.commit();
-      return result;
-    } catch (const SQLite::Exception& e) {
-      if (e.getExtendedErrorCode() == SQLITE_CONSTRAINT_UNIQUE && current_event != nullptr) {
-        if (std::string_view(e.what()).find("event_id") != std::string_view::npos) {
-          throw_duplicate_event_id(*current_stream, current_event->event_id);
+        result.last_position = position;
+        current_event = nullptr;
+        for (const auto& hook : hooks) hook->on_append(writer_->session, appended);
+        tx.commit();
+      } catch (const SQLite::Exception& e) {
+        if (e.getExtendedErrorCode() == SQLITE_CONSTRAINT_UNIQUE && current_event != nullptr) {
+          if (std::string_view(e.what()).find("event_id") != std::string_view::npos) {
+            throw_duplicate_event_id(*current_stream, current_event->event_id);
+          }
+          // (stream_id, version) can only clash if another writer bypassed the lock.
+          throw ConcurrencyError("append to " + *current_stream +
+                                 ": another writer appended the same version (" + e.what() + ")");
         }
-        // (stream_id, version) can only clash if another writer bypassed the lock.
-        throw ConcurrencyError("append to " + *current_stream +
-                               ": another writer appended the same version (" + e.what() + ")");
+        throw_store_error("append to " + *current_stream + " in " + context_, e);
       }
-      throw_store_error("append to " + *current_stream + " in " + context_, e);
     }
+    for (const auto& hook : hooks) hook->on_commit(appended);
+    notify(result.last_position);
+    return result;
   }
 
   std::vector<RecordedEvent> read_stream(std::string_view stream_id, std::uint64_t from_version,
                                          std::size_t max_count) const override {
     validate_stream_id(stream_id, "read_stream");
-    if (from_version == 0) {
-      throw InvalidArgument("read_stream " + std::string(stream_id) +
-                            ": from_version 0: versions start at 1");
-    }
+    validate_from(from_version, "from_version", "read_stream " + std::string(stream_id));
     std::vector<RecordedEvent> out;
     if (max_count == 0) return out;
-    with_reader("read_stream " + std::string(stream_id), [&](Reader& r) {
-      StatementUse q(r.read_stream);
+    with_connection("read_stream " + std::string(stream_id), [&](Connection& c) {
+      StatementUse q(c.read_stream);
       q->bind(1, std::string(stream_id));
-      q->bind(2, static_cast<std::int64_t>(std::min<std::uint64_t>(from_version, INT64_MAX)));
+      q->bind(2, sql_from(from_version));
       q->bind(3, sql_limit(max_count));
       while (q->executeStep()) out.push_back(read_row(*q));
     });
@@ -301,14 +460,12 @@ class SqliteEventStore final : public EventStore {
 
   std::vector<RecordedEvent> read_all(std::uint64_t from_position,
                                       std::size_t max_count) const override {
-    if (from_position == 0) {
-      throw InvalidArgument("read_all: from_position 0: positions start at 1");
-    }
+    validate_from(from_position, "from_position", "read_all");
     std::vector<RecordedEvent> out;
     if (max_count == 0) return out;
-    with_reader("read_all", [&](Reader& r) {
-      StatementUse q(r.read_all);
-      q->bind(1, static_cast<std::int64_t>(std::min<std::uint64_t>(from_position, INT64_MAX)));
+    with_connection("read_all", [&](Connection& c) {
+      StatementUse q(c.read_all);
+      q->bind(1, sql_from(from_position));
       q->bind(2, sql_limit(max_count));
       while (q->executeStep()) out.push_back(read_row(*q));
     });
@@ -317,8 +474,8 @@ class SqliteEventStore final : public EventStore {
 
   std::uint64_t head_position() const override {
     std::uint64_t head = 0;
-    with_reader("head_position", [&](Reader& r) {
-      StatementUse q(r.head);
+    with_connection("head_position", [&](Connection& c) {
+      StatementUse q(c.head);
       q->executeStep();
       head = static_cast<std::uint64_t>(q->getColumn(0).getInt64());
     });
@@ -328,8 +485,8 @@ class SqliteEventStore final : public EventStore {
   std::optional<std::uint64_t> stream_version(std::string_view stream_id) const override {
     validate_stream_id(stream_id, "stream_version");
     std::optional<std::uint64_t> version;
-    with_reader("stream_version " + std::string(stream_id), [&](Reader& r) {
-      StatementUse q(r.stream_version);
+    with_connection("stream_version " + std::string(stream_id), [&](Connection& c) {
+      StatementUse q(c.stream_version);
       q->bind(1, std::string(stream_id));
       q->executeStep();
       if (!q->getColumn(0).isNull()) version = q->getColumn(0).getInt64();
@@ -339,25 +496,91 @@ class SqliteEventStore final : public EventStore {
 
   PayloadFormat payload_format() const noexcept override { return options_.payload_format; }
 
- private:
-  struct Reader {
-    explicit Reader(const std::string& path, const StoreOptions& options)
-        : db(open_connection(path, SQLite::OPEN_READONLY, options)),
-          read_stream(db, "SELECT " + std::string(kColumns) +
-                              " FROM annals_events WHERE stream_id = ?1 AND version >= ?2"
-                              " ORDER BY version LIMIT ?3"),
-          read_all(db, "SELECT " + std::string(kColumns) +
-                           " FROM annals_events WHERE position >= ?1 ORDER BY position LIMIT ?2"),
-          head(db, "SELECT coalesce(max(position), 0) FROM annals_events"),
-          stream_version(db, "SELECT max(version) FROM annals_events WHERE stream_id = ?1") {}
-    SQLite::Database db;  // declared first: destroyed after its statements
-    SQLite::Statement read_stream, read_all, head, stream_version;
-  };
+  void write_transaction(const std::function<void(SqlSession&)>& fn) override {
+    std::lock_guard lock(write_mutex_);
+    run_transaction(*writer_, SQLite::TransactionBehavior::IMMEDIATE, "write transaction", fn);
+  }
 
-  // Runs fn on a pooled read connection; SQLite errors become annals errors naming `what`.
+  void read_transaction(const std::function<void(SqlSession&)>& fn) const override {
+    with_connection("read transaction", [&](Connection& c) {
+      run_transaction(c, SQLite::TransactionBehavior::DEFERRED, "read transaction", fn);
+    });
+  }
+
+  void add_append_hook(std::shared_ptr<AppendHook> hook) override {
+    if (!hook) throw InvalidArgument("add_append_hook: the hook is null");
+    std::lock_guard lock(write_mutex_);
+    hooks_.push_back(std::move(hook));
+  }
+
+  std::uint64_t add_commit_listener(std::function<void(std::uint64_t)> fn) override {
+    if (!fn) throw InvalidArgument("add_commit_listener: the listener is empty");
+    std::lock_guard lock(listeners_mutex_);
+    listeners_.emplace(++last_listener_id_, std::move(fn));
+    return last_listener_id_;
+  }
+
+  void remove_commit_listener(std::uint64_t id) noexcept override {
+    std::lock_guard lock(listeners_mutex_);
+    listeners_.erase(id);
+  }
+
+ private:
+  void insert(const NewEvent& e, const std::string& stream_id, std::uint64_t position,
+              std::uint64_t version, Timestamp recorded_at) {
+    const std::string event_id = to_string(e.event_id);
+    StatementUse ins(insert_);
+    ins->bind(1, static_cast<std::int64_t>(position));
+    ins->bindNoCopy(2, stream_id);
+    ins->bind(3, static_cast<std::int64_t>(version));
+    ins->bindNoCopy(4, event_id);
+    ins->bindNoCopy(5, e.type);
+    ins->bind(6, static_cast<std::int64_t>(e.schema_version));
+    ins->bindNoCopy(7, e.payload_format == PayloadFormat::json ? "json" : "binary");
+    if (e.payload_format == PayloadFormat::json) {
+      ins->bindNoCopy(8, e.payload);  // TEXT, so json_extract() reads it
+    } else {
+      ins->bindNoCopy(8, e.payload.data(), static_cast<int>(e.payload.size()));
+    }
+    ins->bindNoCopy(9, e.metadata.tenant_id);
+    ins->bindNoCopy(10, e.metadata.actor);
+    ins->bindNoCopy(11, e.metadata.correlation_id);
+    ins->bindNoCopy(12, e.metadata.causation_id);
+    ins->bind(13, to_micros(e.metadata.occurred_at));
+    ins->bind(14, to_micros(recorded_at));
+    ins->exec();
+  }
+
+  void run_transaction(Connection& c, SQLite::TransactionBehavior behavior, const char* what,
+                       const std::function<void(SqlSession&)>& fn) const {
+    std::optional<SQLite::Transaction> tx;
+    try {
+      tx.emplace(c.db, behavior);
+    } catch (const SQLite::Exception& e) {
+      throw_store_error(std::string(what) + " in " + context_, e);
+    }
+    fn(c.session);
+    try {
+      tx->commit();
+    } catch (const SQLite::Exception& e) {
+      throw_store_error(std::string(what) + " in " + context_ + ": commit", e);
+    }
+  }
+
+  // Runs fn on a read connection (the writer, for an in-memory store); SQLite errors become
+  // annals errors naming `what`.
   template <class Fn>
-  void with_reader(const std::string& what, Fn&& fn) const {
-    std::unique_ptr<Reader> reader;
+  void with_connection(const std::string& what, Fn&& fn) const {
+    if (in_memory_) {
+      std::lock_guard lock(write_mutex_);
+      try {
+        fn(*writer_);
+      } catch (const SQLite::Exception& e) {
+        throw_store_error(what + " in " + context_, e);
+      }
+      return;
+    }
+    std::unique_ptr<Connection> reader;
     try {
       {
         std::lock_guard lock(readers_mutex_);
@@ -366,7 +589,10 @@ class SqliteEventStore final : public EventStore {
           readers_.pop_back();
         }
       }
-      if (!reader) reader = std::make_unique<Reader>(path_, options_);
+      if (!reader) {
+        reader = std::make_unique<Connection>(
+            open_connection(path_, SQLite::OPEN_READONLY, options_), context_);
+      }
       fn(*reader);
     } catch (const SQLite::Exception& e) {
       throw_store_error(what + " in " + context_, e);
@@ -375,26 +601,41 @@ class SqliteEventStore final : public EventStore {
     readers_.push_back(std::move(reader));
   }
 
+  void notify(std::uint64_t head) noexcept {
+    std::vector<std::function<void(std::uint64_t)>> listeners;
+    {
+      std::lock_guard lock(listeners_mutex_);
+      for (const auto& [id, fn] : listeners_) listeners.push_back(fn);
+    }
+    for (const auto& fn : listeners) fn(head);
+  }
+
   const std::string path_;
+  const bool in_memory_;
   const std::string context_;
   const StoreOptions options_;
 
-  std::mutex write_mutex_;  // guards writer_ and the statements below
-  SQLite::Database writer_;
-  SQLite::Statement head_, stream_version_, insert_;
+  mutable std::mutex write_mutex_;  // guards writer_, insert_ and hooks_
+  std::unique_ptr<Connection> writer_;
+  SQLite::Statement insert_;
+  std::vector<std::shared_ptr<AppendHook>> hooks_;
 
   mutable std::mutex readers_mutex_;
-  mutable std::vector<std::unique_ptr<Reader>> readers_;  // idle read connections
+  mutable std::vector<std::unique_ptr<Connection>> readers_;  // idle read connections
+
+  std::mutex listeners_mutex_;
+  std::map<std::uint64_t, std::function<void(std::uint64_t)>> listeners_;
+  std::uint64_t last_listener_id_ = 0;
 };
 
 }  // namespace
 
-std::shared_ptr<EventStore> make_sqlite_event_store(const std::string& path,
-                                                    const StoreOptions& options) {
+std::shared_ptr<SqlEventStore> make_sqlite_event_store(const std::string& path,
+                                                       const StoreOptions& options) {
   try {
     return std::make_shared<SqliteEventStore>(path, options);
   } catch (const SQLite::Exception& e) {
-    throw_store_error("open sqlite:" + path, e);
+    throw_store_error("open " + (path.empty() ? std::string("memory:") : "sqlite:" + path), e);
   }
 }
 

@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "annals/store/event_store.hpp"
+#include "annals/store/sql_event_store.hpp"
 
 namespace annals::detail {
 
@@ -20,6 +20,9 @@ void validate_stream_id(std::string_view stream_id, std::string_view operation);
 // event whose type is 1..256 bytes, schema version >= 1 and json payload is valid JSON.
 void validate_batch(const std::vector<StreamAppend>& batch);
 
+// InvalidArgument unless from (a version or position) is at least 1.
+void validate_from(std::uint64_t from, std::string_view what, std::string_view operation);
+
 // ConcurrencyError naming stream, expected and actual version unless expected matches.
 void check_expected(std::string_view stream_id, const ExpectedVersion& expected,
                     std::optional<std::uint64_t> actual);
@@ -28,7 +31,7 @@ void check_expected(std::string_view stream_id, const ExpectedVersion& expected,
 [[noreturn]] void throw_duplicate_event_id(std::string_view stream_id,
                                            const boost::uuids::uuid& event_id);
 
-// A one-part batch: how each backend's single-stream append() forwards to its batch append().
+// A one-part batch: how the single-stream append() forwards to the batch append().
 [[nodiscard]] std::vector<StreamAppend> single_stream(std::string_view stream_id,
                                                       ExpectedVersion expected,
                                                       std::vector<NewEvent> events);
@@ -36,8 +39,21 @@ void check_expected(std::string_view stream_id, const ExpectedVersion& expected,
 // The store's clock: options.clock if set, else the system clock.
 [[nodiscard]] Timestamp read_clock(const StoreOptions& options);
 
-std::shared_ptr<EventStore> make_memory_event_store(const StoreOptions& options);
-std::shared_ptr<EventStore> make_sqlite_event_store(const std::string& path,
-                                                    const StoreOptions& options);
+// The columns of annals_events in the order every reader selects them.
+inline constexpr const char* kEventColumns =
+    "position, stream_id, version, event_id, type, schema_version, payload_format, payload, "
+    "tenant_id, actor, correlation_id, causation_id, occurred_at, recorded_at";
+
+// Builds a record from the parts of a row of kEventColumns; IntegrityError if the stored
+// event id or payload format is damaged.
+[[nodiscard]] RecordedEvent make_record(std::uint64_t position, std::string stream_id,
+                                        std::uint64_t version, const std::string& event_id,
+                                        std::string type, std::uint32_t schema_version,
+                                        const std::string& payload_format, std::string payload,
+                                        EventMetadata metadata, Timestamp recorded_at);
+
+// The SQLite backend on a file, or (path empty) on a private in-memory database.
+std::shared_ptr<SqlEventStore> make_sqlite_event_store(const std::string& path,
+                                                       const StoreOptions& options);
 
 }  // namespace annals::detail

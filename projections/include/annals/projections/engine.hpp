@@ -1,0 +1,49 @@
+#pragma once
+
+// The projection engine: applying the log to projections in transactions that also move their
+// checkpoints, and running projections inline inside appends.
+//
+//   auto store = annals::open_sql_event_store("sqlite:/data/events.db");
+//   auto runs = std::make_shared<annals::WorkflowProjection>();
+//   annals::attach_inline_projections(store, {runs});   // set up, caught up, then inline
+//   // every append now updates the read tables in its own transaction
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "annals/projections/checkpoint.hpp"
+#include "annals/projections/projection.hpp"
+#include "annals/store/sql_event_store.hpp"
+
+namespace annals {
+
+// Applies `events` (positions checkpoint.position + 1 onwards, contiguous) to the projection
+// inside the caller's transaction and writes the advanced checkpoint there too; returns it.
+// Events of types the projection does not handle only advance the checkpoint. Throws
+// IntegrityError if the events do not follow the checkpoint; whatever apply() throws passes
+// through (the caller's transaction then rolls back rows and checkpoint together).
+ProjectionCheckpoint apply_events(Projection& projection, ProjectionContext& ctx,
+                                  const ProjectionCheckpoint& checkpoint,
+                                  const std::vector<RecordedEvent>& events);
+
+// Creates the checkpoint table and the projection's live tables if missing and returns its
+// checkpoint (a new one at position 0 for a projection that never ran). One write transaction.
+ProjectionCheckpoint prepare_projection(SqlEventStore& store, Projection& projection);
+
+// Applies the log from the projection's checkpoint to the head, batch_size events per write
+// transaction, then calls projection.committed() for each batch. Returns the events applied.
+// Throws InvalidArgument if batch_size is 0 or the tables were written by another version of
+// the projection (rebuild them first).
+std::uint64_t catch_up(SqlEventStore& store, Projection& projection, std::size_t batch_size = 1000);
+
+// Runs projections inside every append of `store` (read-your-writes: a read right after the
+// append sees its rows). Each projection is first set up, rebuilt if its version changed, and
+// caught up to the head. If an append comes from a store object without this hook (another
+// process), the next hooked append applies the missed events first. The projections stay
+// attached for the life of the store object.
+void attach_inline_projections(SqlEventStore& store,
+                               const std::vector<std::shared_ptr<Projection>>& projections);
+
+}  // namespace annals

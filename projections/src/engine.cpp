@@ -1,0 +1,143 @@
+#include "annals/projections/engine.hpp"
+
+#include <algorithm>
+#include <mutex>
+#include <unordered_set>
+
+#include "annals/events/error.hpp"
+#include "annals/projections/rebuild.hpp"
+
+namespace annals {
+
+namespace {
+
+bool handles(const std::vector<std::string>& types, const std::string& type) {
+  return types.empty() || std::find(types.begin(), types.end(), type) != types.end();
+}
+
+ProjectionCheckpoint current_checkpoint(SqlSession& sql, const Projection& projection) {
+  if (auto cp = read_checkpoint(sql, projection.name())) return *cp;
+  return ProjectionCheckpoint{projection.name(), projection.version(), 0, 0, {}};
+}
+
+void require_version(const ProjectionCheckpoint& cp, const Projection& projection) {
+  if (cp.version != projection.version()) {
+    throw InvalidArgument("projection " + projection.name() + ": its tables were written by version " +
+                          std::to_string(cp.version) + ", the code is version " +
+                          std::to_string(projection.version()) + "; rebuild it first");
+  }
+}
+
+// Runs projections inside appends. One per attach call; the store keeps it alive.
+class InlineProjections final : public AppendHook {
+ public:
+  explicit InlineProjections(std::vector<std::shared_ptr<Projection>> projections)
+      : projections_(std::move(projections)) {}
+
+  void on_append(SqlSession& sql, const std::vector<RecordedEvent>& appended) override {
+    if (appended.empty()) return;
+    ProjectionContext ctx(sql);
+    for (const auto& projection : projections_) {
+      ProjectionCheckpoint cp = current_checkpoint(sql, *projection);
+      require_version(cp, *projection);
+      const std::uint64_t first = appended.front().position;
+      if (cp.position >= first) {
+        throw IntegrityError("projection " + projection->name() + " is at position " +
+                             std::to_string(cp.position) + ", past the append at position " +
+                             std::to_string(first));
+      }
+      // Events appended by store objects without this hook (other processes) come first.
+      while (cp.position + 1 < first) {
+        const auto missed = read_events(sql, cp.position + 1,
+                                        std::min<std::uint64_t>(first - cp.position - 1, 1000));
+        if (missed.empty()) break;
+        cp = apply_events(*projection, ctx, cp, missed);
+      }
+      cp = apply_events(*projection, ctx, cp, appended);
+    }
+  }
+
+  void on_commit(const std::vector<RecordedEvent>& appended) noexcept override {
+    for (const auto& projection : projections_) projection->committed(appended);
+  }
+
+ private:
+  std::vector<std::shared_ptr<Projection>> projections_;
+};
+
+}  // namespace
+
+ProjectionCheckpoint apply_events(Projection& projection, ProjectionContext& ctx,
+                                  const ProjectionCheckpoint& checkpoint,
+                                  const std::vector<RecordedEvent>& events) {
+  if (events.empty()) return checkpoint;
+  ProjectionCheckpoint next = checkpoint;
+  const std::vector<std::string> types = projection.handled_types();
+  for (const RecordedEvent& e : events) {
+    if (e.position != next.position + 1) {
+      throw IntegrityError("projection " + projection.name() + " at position " +
+                           std::to_string(next.position) + " was given the event at position " +
+                           std::to_string(e.position) + "; events must follow the checkpoint");
+    }
+    if (handles(types, e.type)) projection.apply(e, ctx);
+    next.position = e.position;
+  }
+  next.updated_at = now();
+  write_checkpoint(ctx.sql(), next);
+  return next;
+}
+
+ProjectionCheckpoint prepare_projection(SqlEventStore& store, Projection& projection) {
+  ProjectionCheckpoint cp;
+  store.write_transaction([&](SqlSession& sql) {
+    ensure_checkpoint_table(sql);
+    ProjectionContext ctx(sql);
+    projection.setup(ctx);
+    if (auto existing = read_checkpoint(sql, projection.name())) {
+      cp = *existing;
+    } else {
+      cp = ProjectionCheckpoint{projection.name(), projection.version(), 0, 0, now()};
+      write_checkpoint(sql, cp);
+    }
+  });
+  return cp;
+}
+
+std::uint64_t catch_up(SqlEventStore& store, Projection& projection, std::size_t batch_size) {
+  if (batch_size == 0) throw InvalidArgument("catch_up " + projection.name() + ": batch_size is 0");
+  std::uint64_t applied = 0;
+  for (;;) {
+    std::vector<RecordedEvent> batch;
+    store.write_transaction([&](SqlSession& sql) {
+      ProjectionCheckpoint cp = current_checkpoint(sql, projection);
+      require_version(cp, projection);
+      batch = read_events(sql, cp.position + 1, batch_size);
+      ProjectionContext ctx(sql);
+      apply_events(projection, ctx, cp, batch);
+    });
+    if (batch.empty()) return applied;
+    applied += batch.size();
+    projection.committed(batch);
+    if (batch.size() < batch_size) return applied;
+  }
+}
+
+void attach_inline_projections(SqlEventStore& store,
+                               const std::vector<std::shared_ptr<Projection>>& projections) {
+  std::unordered_set<std::string> names;
+  for (const auto& p : projections) {
+    if (!p) throw InvalidArgument("attach_inline_projections: a projection is null");
+    if (!names.insert(p->name()).second) {
+      throw InvalidArgument("attach_inline_projections: projection " + p->name() +
+                            " is given twice");
+    }
+  }
+  for (const auto& p : projections) {
+    const ProjectionCheckpoint cp = prepare_projection(store, *p);
+    if (cp.version != p->version()) rebuild(store, *p);
+    catch_up(store, *p);
+  }
+  store.add_append_hook(std::make_shared<InlineProjections>(projections));
+}
+
+}  // namespace annals
