@@ -165,6 +165,11 @@ void WorkflowRun::fill_totals(double& elapsed_time, std::uint64_t& total_tokens,
                           format_timestamp(state_.created_at));
   }
   for (const NodeExecution& n : state_.node_executions) {
+    if (!n.finished_at && finished_at < n.started_at) {  // it will end as stopped, at finished_at
+      throw InvalidArgument(where(command, state_.run_id) + ": finished_at " +
+                            format_timestamp(finished_at) + " is before node execution '" + n.id +
+                            "' started at " + format_timestamp(n.started_at));
+    }
     if (n.finished_at && finished_at < *n.finished_at) {
       throw InvalidArgument(where(command, state_.run_id) + ": finished_at " +
                             format_timestamp(finished_at) + " is before node execution '" + n.id +

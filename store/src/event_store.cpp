@@ -36,6 +36,7 @@ namespace detail {
 namespace {
 constexpr std::size_t kMaxStreamIdBytes = 1024;
 constexpr std::size_t kMaxTypeBytes = 256;
+constexpr std::size_t kMaxPayloadBytes = 64u << 20;
 
 std::string printable(std::string_view text) {
   constexpr std::size_t kShown = 80;
@@ -89,6 +90,11 @@ void validate_batch(const std::vector<StreamAppend>& batch) {
       if (e.payload_format != PayloadFormat::json && e.payload_format != PayloadFormat::binary) {
         throw InvalidArgument(which + " (" + e.type + ") has an unknown payload format " +
                               std::to_string(static_cast<int>(e.payload_format)));
+      }
+      if (e.payload.size() > kMaxPayloadBytes) {
+        throw InvalidArgument(which + " (" + e.type + ") has a payload of " +
+                              std::to_string(e.payload.size()) + " bytes, more than the " +
+                              std::to_string(kMaxPayloadBytes) + " allowed");
       }
       if (e.payload_format == PayloadFormat::json && !is_json_document(e.payload)) {
         throw InvalidArgument(which + " (" + e.type + ") is marked json but its payload '" +

@@ -10,6 +10,7 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -366,7 +367,9 @@ class SqliteEventStore final : public SqlEventStore {
             open_writer(path, in_memory_, options, "open " + context_), context_)),
         insert_(writer_->db, std::string("INSERT INTO annals_events (") + kEventColumns +
                                  ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
-                                 " ?13, ?14)") {}
+                                 " ?13, ?14)"),
+        last_(writer_->db,
+              "SELECT position, recorded_at FROM annals_events ORDER BY position DESC LIMIT 1") {}
 
   AppendResult append(std::string_view stream_id, ExpectedVersion expected,
                       std::vector<NewEvent> events) override {
@@ -380,8 +383,6 @@ class SqliteEventStore final : public SqlEventStore {
         if (e.event_id.is_nil()) e.event_id = new_event_id();
       }
     }
-    const Timestamp recorded_at = read_clock(options_);
-
     AppendResult result;
     std::vector<RecordedEvent> appended;  // built only for hooks
     std::vector<std::shared_ptr<AppendHook>> hooks;
@@ -392,11 +393,16 @@ class SqliteEventStore final : public SqlEventStore {
       const NewEvent* current_event = nullptr;
       try {
         SQLite::Transaction tx(writer_->db, SQLite::TransactionBehavior::IMMEDIATE);
+        // The clock is read under the file lock and never runs backwards along the log, so
+        // recorded_at rises with position even when the system clock steps back.
         std::uint64_t position = 0;
+        Timestamp recorded_at = read_clock(options_);
         {
-          StatementUse head(writer_->head);
-          head->executeStep();
-          position = static_cast<std::uint64_t>(head->getColumn(0).getInt64());
+          StatementUse last(last_);
+          if (last->executeStep()) {
+            position = static_cast<std::uint64_t>(last->getColumn(0).getInt64());
+            recorded_at = std::max(recorded_at, from_micros(last->getColumn(1).getInt64()));
+          }
         }
         result.first_position = position + 1;
         for (StreamAppend& part : batch) {
@@ -615,9 +621,9 @@ class SqliteEventStore final : public SqlEventStore {
   const std::string context_;
   const StoreOptions options_;
 
-  mutable std::mutex write_mutex_;  // guards writer_, insert_ and hooks_
+  mutable std::mutex write_mutex_;  // guards writer_, insert_, last_ and hooks_
   std::unique_ptr<Connection> writer_;
-  SQLite::Statement insert_;
+  SQLite::Statement insert_, last_;
   std::vector<std::shared_ptr<AppendHook>> hooks_;
 
   mutable std::mutex readers_mutex_;

@@ -1292,3 +1292,28 @@ TEST_CASE("mark_saved clears pending events and moves persisted_version", "[aggr
   CHECK(run.persisted_version() == 3);
   CHECK_FALSE(run.has_pending_events());
 }
+
+TEST_CASE("a command whose event cannot be encoded is refused and changes nothing",
+          "[aggregates]") {
+  WorkflowRun run = run_with_nodes();
+  const WorkflowRunState before = run.state();
+  const auto pending = run.pending_events().size();
+  CHECK_THROWS_MATCHES(run.fail_node({.node_execution_id = "n-running",
+                                      .error = std::string("caf\xe9 failed"),
+                                      .finished_at = at(4 * kSecond)}),
+                       SerializationError, WhatContains("UTF-8"));
+  CHECK(run.state() == before);
+  CHECK(run.pending_events().size() == pending);
+}
+
+TEST_CASE("a run cannot end before a still-running node started", "[aggregates]") {
+  WorkflowRun run = new_run();
+  run.start_node({.node_execution_id = "n-late", .node_id = "llm", .node_type = "llm",
+                  .started_at = at(5 * kSecond)});
+  require_rejected(run, [](WorkflowRun& r) {
+    r.stop({.stopped_by = "bob", .finished_at = at(4 * kSecond)});
+  }, "'n-late' started at");
+  require_rejected(run, [](WorkflowRun& r) {
+    r.fail({.error = "x", .finished_at = at(4 * kSecond)});
+  }, "'n-late' started at");
+}

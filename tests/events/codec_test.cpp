@@ -742,3 +742,49 @@ TEST_CASE("decode errors say which record failed", "[events][codec]") {
     CHECK_THAT(what, Catch::Matchers::Contains("json"));
   }
 }
+
+TEST_CASE("text that is not UTF-8 is refused by the JSON format", "[events][codec]") {
+  for (const std::string& bad : {std::string("caf\xe9"), std::string("\xc0\xaf"),
+                                std::string("\xed\xa0\x80"), std::string("\xf4\x90\x80\x80"),
+                                std::string("abc\xe2\x82")}) {
+    const NodeFailed e{.run_id = "r-1", .node_execution_id = "n-1", .error = bad};
+    CHECK_THROWS_MATCHES(encode_payload(e, PayloadFormat::json), SerializationError,
+                         WhatContains("NodeFailed") && WhatContains("UTF-8"));
+  }
+  const NodeFailed good{.run_id = "r-1", .node_execution_id = "n-1",
+                        .error = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"};
+  const std::string payload = encode_payload(good, PayloadFormat::json);
+  CHECK(is_json_document(payload));
+  CHECK(EventTypeRegistry{}.decode<NodeFailed>(raw_record("NodeFailed", 1, payload)) == good);
+}
+
+namespace {
+struct Marker {
+  static constexpr std::string_view kType = "Marker";
+  static constexpr std::uint32_t kSchemaVersion = 1;
+  template <class Archive>
+  void serialize(Archive&) {}
+};
+struct MarkerV2 {
+  static constexpr std::string_view kType = "Marker";
+  static constexpr std::uint32_t kSchemaVersion = 2;
+  std::string note{};
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(cereal::make_nvp("note", note));
+  }
+};
+}  // namespace
+
+TEST_CASE("an event without fields encodes as an empty JSON object", "[events][codec]") {
+  CHECK(encode_payload(Marker{}, PayloadFormat::json) == "{}");
+}
+
+TEST_CASE("an upcaster that throws gives a SerializationError", "[events][codec]") {
+  EventTypeRegistry registry;
+  registry.add_upcaster<Marker, MarkerV2>([](Marker) -> MarkerV2 {
+    throw std::out_of_range("upcaster bug");
+  });
+  CHECK_THROWS_MATCHES(registry.decode<MarkerV2>(raw_record("Marker", 1, "{}")),
+                       SerializationError, WhatContains("upcaster") && WhatContains("upcaster bug"));
+}

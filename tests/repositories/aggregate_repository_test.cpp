@@ -118,12 +118,27 @@ TEST_CASE("pending events are cleared only after the append committed", "[reposi
   REQUIRE(history.size() == 1);
   CHECK(history[0].event_id == event_id);
 
-  // A retry of an append that did commit is recognised by its event id, not written twice.
+  // A retry of an append that did commit (the caller saw an error, the commit happened) is
+  // recognised by its event ids: it succeeds and writes nothing twice.
   WorkflowRun again = WorkflowRun::create(created("r-4"));
   WorkflowRun copy = again;
   runs.save(again);
-  CHECK_THROWS_AS(runs.save(copy), ConcurrencyError);
+  runs.save(copy);
+  CHECK_FALSE(copy.has_pending_events());
+  CHECK(copy.persisted_version() == 1);
   CHECK(inner->read_stream("WorkflowRun-r-4").size() == 1);
+  // A different decision at the same version is still a conflict.
+  WorkflowRun rival = WorkflowRun::create(created("r-4"));
+  CHECK_THROWS_AS(runs.save(rival), ConcurrencyError);
+}
+
+TEST_CASE("a stream whose history names another run is an IntegrityError", "[repositories]") {
+  auto store = open_event_store("memory:");
+  AggregateRepository<WorkflowRun> runs(store);
+  WorkflowRun other = WorkflowRun::create(created("r-43"));
+  store->append("WorkflowRun-r-42", ExpectedVersion::no_stream(),
+                other.encode_pending_events(PayloadFormat::json));
+  CHECK_THROWS_WITH(runs.load("r-42"), Contains("WorkflowRun-r-42") && Contains("'r-43'"));
 }
 
 TEST_CASE("saving an aggregate with nothing pending writes nothing", "[repositories]") {

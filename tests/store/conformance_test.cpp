@@ -300,3 +300,27 @@ TEMPLATE_TEST_CASE("reopening keeps everything", "[store][conformance]", BACKEND
   CHECK(again->stream_version("x") == 4u);
   CHECK(again->append("x", ExpectedVersion::exactly(4), make_events(1)).first_position == 7);
 }
+
+TEMPLATE_TEST_CASE("recorded_at never runs backwards along the log", "[store][conformance]",
+                   BACKENDS) {
+  TestType backend;
+  std::int64_t next = 2'000'000'000'000'000;
+  StoreOptions options;
+  options.clock = [&next] { return from_micros(next -= 1'000'000); };  // a clock stepping back
+  auto store = backend.open("", options);
+  for (int i = 0; i < 4; ++i) store->append("s", ExpectedVersion::any(), make_events(1));
+  const auto all = store->read_all(1, 10);
+  REQUIRE(all.size() == 4);
+  for (std::size_t i = 1; i < all.size(); ++i) CHECK(all[i].recorded_at >= all[i - 1].recorded_at);
+}
+
+TEMPLATE_TEST_CASE("a payload over the size limit is refused", "[store][conformance][validation]",
+                   BACKENDS) {
+  TestType backend;
+  auto store = backend.open();
+  NewEvent huge = make_event("Blob", std::string((64u << 20) + 1, 'x'));
+  huge.payload_format = PayloadFormat::binary;
+  CHECK_THROWS_WITH(store->append("s", ExpectedVersion::any(), {huge}),
+                    Contains("67108865 bytes") && Contains("allowed"));
+  CHECK(store->head_position() == 0);
+}

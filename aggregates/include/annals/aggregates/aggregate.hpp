@@ -42,9 +42,10 @@ class Aggregate {
 
   // An event raised by a command and not yet saved.
   struct PendingEvent {
-    boost::uuids::uuid event_id;  // fixed when raised, so a retried save is recognisable
-    EventVariant event;
-    EventMetadata metadata;
+    boost::uuids::uuid event_id{};  // fixed when raised, so a retried save is recognisable
+    EventVariant event{};
+    EventMetadata metadata{};
+    std::string json_payload{};  // encoded when raised: what cannot be encoded is never raised
   };
 
   // Events applied so far, saved or not.
@@ -67,7 +68,9 @@ class Aggregate {
           [&](const auto& e) {
             using E = std::decay_t<decltype(e)>;
             out.push_back(NewEvent{p.event_id, std::string(E::kType), E::kSchemaVersion,
-                                   encode_payload(e, format), p.metadata, format});
+                                   format == PayloadFormat::json ? p.json_payload
+                                                                 : encode_payload(e, format),
+                                   p.metadata, format});
           },
           p.event);
     }
@@ -129,10 +132,14 @@ class Aggregate {
   Aggregate& operator=(Aggregate&&) noexcept = default;
 
   // Applies the event to Derived and queues it for saving. Commands call this only after
-  // every invariant check passed; apply() must not throw.
+  // every invariant check passed; apply() must not throw. Throws SerializationError, changing
+  // nothing, if the event cannot be encoded (text that is not UTF-8, a NaN): the JSON form is
+  // made here, so that nothing is raised that a save could not store.
   template <class E>
   void raise(E event, EventMetadata metadata) {
-    PendingEvent pending{new_event_id(), EventVariant(std::move(event)), std::move(metadata)};
+    std::string json = encode_payload(event, PayloadFormat::json);
+    PendingEvent pending{new_event_id(), EventVariant(std::move(event)), std::move(metadata),
+                         std::move(json)};
     pending_.reserve(pending_.size() + 1);  // the only step that can throw comes first
     std::visit([this](const auto& e) { self().apply(e); }, pending.event);
     pending_.push_back(std::move(pending));

@@ -56,8 +56,9 @@ namespace detail {
 // Makes cereal's JSON output a stored payload: removes the line breaks its writer puts
 // between members (never inside strings: the writer escapes control characters there), and
 // throws SerializationError for what cereal writes but JSON cannot hold faithfully: the bare
-// tokens NaN and Infinity of non-finite doubles, and NUL characters in strings (cereal's reader
-// would cut the string at the NUL).
+// tokens NaN and Infinity of non-finite doubles, NUL characters in strings (cereal's reader
+// would cut the string at the NUL) and text that is not UTF-8. An event with no fields
+// becomes {}.
 void finish_json(std::string& text, std::string_view type);
 }  // namespace detail
 
@@ -177,10 +178,19 @@ class EventTypeRegistry {
         detail::throw_decode_error(
             record, "no upcaster registered from schema version " + std::to_string(version));
       }
-      value = entry->upcast(std::move(value));
+      try {
+        value = entry->upcast(std::move(value));
+      } catch (const Error&) {
+        throw;
+      } catch (const std::exception& e) {
+        detail::throw_decode_error(record, "the upcaster from schema version " +
+                                               std::to_string(version) + " failed: " + e.what());
+      }
       version = entry->next_version;
     }
-    return std::any_cast<E&&>(std::move(value));
+    if (E* event = std::any_cast<E>(&value)) return std::move(*event);
+    detail::throw_decode_error(record, "the upcasters do not end in the requested struct (same "
+                                       "kType and version, different C++ type)");
   }
 
   // Reads a record as whichever alternative of Variant has its type name. Throws
