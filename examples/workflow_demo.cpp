@@ -4,8 +4,8 @@
 //
 // Runs three workflow runs through their node executions (one succeeds, one fails, one is
 // stopped), shows two workers racing on one run (the loser gets a ConcurrencyError, reloads
-// and retries), then reloads every run from the log and prints what happened. Running it again
-// appends new runs to the same file.
+// and retries), reloads every run from the log and prints what happened, then pages through
+// the read table the inline projection keeps. Running it again appends new runs to the file.
 
 #include <annals/annals.hpp>
 #include <iomanip>
@@ -45,8 +45,11 @@ void print_run(const WorkflowRun& run) {
 
 int main(int argc, char** argv) try {
   const std::string path = argc > 1 ? argv[1] : "annals-demo.db";
-  auto store = open_event_store("sqlite:" + path);
-  AggregateRepository<WorkflowRun> runs(store);
+  // The factory opens the store, sets up the read tables and keeps them current inline.
+  RepositoryFactory factory("sqlite:" + path);
+  auto store = factory.event_store();
+  AggregateRepository<WorkflowRun> runs = factory.create_workflow_run_aggregate_repository();
+  WorkflowRunRepository queries = factory.create_workflow_run_repository();
   const std::string batch = short_id();
   std::cout << "annals workflow demo: store sqlite:" << path << ", head position "
             << store->head_position() << " before this run\n\n";
@@ -129,6 +132,18 @@ int main(int argc, char** argv) try {
     std::cout << "  position " << std::setw(5) << e.position << "  v" << e.version << "  "
               << std::setw(14) << e.type << " actor=" << std::setw(13) << e.metadata.actor << " at "
               << format_timestamp(e.metadata.occurred_at) << "\n";
+  }
+  std::cout << "\nnewest runs of acme/support-bot (read table, keyset pagination, 3 per page):\n";
+  std::optional<std::string> last_id;
+  for (int page = 1; page <= 2; ++page) {
+    const auto result =
+        queries.get_paginated_workflow_runs("acme", "support-bot", "app-run", 3, last_id);
+    for (const WorkflowRunView& v : result.data) {
+      std::cout << "  page " << page << "  " << std::left << std::setw(24) << v.id << std::setw(10)
+                << v.status << " created " << format_timestamp(v.created_at) << "\n";
+    }
+    if (!result.has_more) break;
+    last_id = result.data.back().id;
   }
   std::cout << "\nhead position now " << store->head_position() << "\n";
   return 0;

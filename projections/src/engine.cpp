@@ -22,9 +22,10 @@ ProjectionCheckpoint current_checkpoint(SqlSession& sql, const Projection& proje
 
 void require_version(const ProjectionCheckpoint& cp, const Projection& projection) {
   if (cp.version != projection.version()) {
-    throw InvalidArgument("projection " + projection.name() + ": its tables were written by version " +
-                          std::to_string(cp.version) + ", the code is version " +
-                          std::to_string(projection.version()) + "; rebuild it first");
+    throw InvalidArgument("projection " + projection.name() +
+                          ": its tables were written by version " + std::to_string(cp.version) +
+                          ", the code is version " + std::to_string(projection.version()) +
+                          "; rebuild it first");
   }
 }
 
@@ -91,16 +92,32 @@ ProjectionCheckpoint prepare_projection(SqlEventStore& store, Projection& projec
   ProjectionCheckpoint cp;
   store.write_transaction([&](SqlSession& sql) {
     ensure_checkpoint_table(sql);
+    if (auto existing = read_checkpoint(sql, projection.name())) {
+      // setup() ran when the tables were made (here or by a rebuild, whose indexes carry a
+      // generation suffix): running it again would add a second copy of every index.
+      cp = *existing;
+      return;
+    }
     ProjectionContext ctx(sql);
     projection.setup(ctx);
-    if (auto existing = read_checkpoint(sql, projection.name())) {
-      cp = *existing;
-    } else {
-      cp = ProjectionCheckpoint{projection.name(), projection.version(), 0, 0, now()};
-      write_checkpoint(sql, cp);
-    }
+    cp = ProjectionCheckpoint{projection.name(), projection.version(), 0, 0, now()};
+    write_checkpoint(sql, cp);
   });
   return cp;
+}
+
+bool live_tables_exist(SqlEventStore& store, const Projection& projection) {
+  bool all = true;
+  for (const ProjectionTable& table : projection.tables()) {
+    try {
+      store.read_transaction([&](SqlSession& sql) {
+        (void)sql.query("SELECT 1 FROM " + table.name + " WHERE 1 = 0");
+      });
+    } catch (const StoreError&) {
+      all = false;  // dropped by hand: the log can make it again
+    }
+  }
+  return all;
 }
 
 std::uint64_t catch_up(SqlEventStore& store, Projection& projection, std::size_t batch_size) {
@@ -134,7 +151,7 @@ void attach_inline_projections(SqlEventStore& store,
   }
   for (const auto& p : projections) {
     const ProjectionCheckpoint cp = prepare_projection(store, *p);
-    if (cp.version != p->version()) rebuild(store, *p);
+    if (cp.version != p->version() || !live_tables_exist(store, *p)) rebuild(store, *p);
     catch_up(store, *p);
   }
   store.add_append_hook(std::make_shared<InlineProjections>(projections));

@@ -126,8 +126,8 @@ std::vector<StreamAppend> single_stream(std::string_view stream_id, ExpectedVers
 
 void validate_from(std::uint64_t from, std::string_view what, std::string_view operation) {
   if (from == 0) {
-    throw InvalidArgument(std::string(operation) + ": " + std::string(what) + " 0: " +
-                          std::string(what == "from_version" ? "versions" : "positions") +
+    throw InvalidArgument(std::string(operation) + ": " + std::string(what) +
+                          " 0: " + std::string(what == "from_version" ? "versions" : "positions") +
                           " start at 1");
   }
 }

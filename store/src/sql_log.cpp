@@ -11,9 +11,15 @@ RecordedEvent make_record(std::uint64_t position, std::string stream_id, std::ui
                           const std::string& event_id, std::string type,
                           std::uint32_t schema_version, const std::string& payload_format,
                           std::string payload, EventMetadata metadata, Timestamp recorded_at) {
-  RecordedEvent r{position,           std::move(stream_id), version,
-                  {},                 std::move(type),      schema_version,
-                  std::move(payload), std::move(metadata),  recorded_at,
+  RecordedEvent r{position,
+                  std::move(stream_id),
+                  version,
+                  {},
+                  std::move(type),
+                  schema_version,
+                  std::move(payload),
+                  std::move(metadata),
+                  recorded_at,
                   PayloadFormat::json};
   try {
     r.event_id = parse_uuid(event_id);
@@ -40,13 +46,13 @@ std::vector<RecordedEvent> read_events(SqlSession& sql, std::uint64_t from_posit
                                 {static_cast<std::int64_t>(from_position), limit});
   SqlRow row;
   while (cursor->next(row)) {
-    out.push_back(detail::make_record(
-        static_cast<std::uint64_t>(row.integer(0)), row.text(1),
-        static_cast<std::uint64_t>(row.integer(2)), row.text(3), row.text(4),
-        static_cast<std::uint32_t>(row.integer(5)), row.text(6), row.text(7),
-        EventMetadata{row.text(8), row.text(9), row.text(10), row.text(11),
-                      from_micros(row.integer(12))},
-        from_micros(row.integer(13))));
+    out.push_back(detail::make_record(static_cast<std::uint64_t>(row.integer(0)), row.text(1),
+                                      static_cast<std::uint64_t>(row.integer(2)), row.text(3),
+                                      row.text(4), static_cast<std::uint32_t>(row.integer(5)),
+                                      row.text(6), row.text(7),
+                                      EventMetadata{row.text(8), row.text(9), row.text(10),
+                                                    row.text(11), from_micros(row.integer(12))},
+                                      from_micros(row.integer(13))));
   }
   return out;
 }

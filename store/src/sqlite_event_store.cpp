@@ -82,7 +82,10 @@ std::int64_t sql_from(std::uint64_t from) {
     throw StoreError(message + "; the database stayed locked past the busy timeout, retry later");
   }
   if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) throw IntegrityError(message);
-  throw StoreError(message);
+  const bool transient = code == SQLITE_IOERR || code == SQLITE_FULL || code == SQLITE_NOMEM ||
+                         code == SQLITE_CANTOPEN || code == SQLITE_PROTOCOL ||
+                         code == SQLITE_INTERRUPT;
+  throw StoreError(message, transient);
 }
 
 std::string sql_excerpt(std::string_view sql) {
@@ -272,10 +275,11 @@ SQLite::Database open_writer(const std::string& path, bool in_memory, const Stor
         fs_path.has_parent_path() ? fs_path.parent_path() : std::filesystem::path(".");
     std::error_code ec;
     if (!std::filesystem::is_directory(parent, ec)) {
-      throw StoreError(context + ": directory '" + parent.string() + "' does not exist");
+      throw StoreError(context + ": directory '" + parent.string() + "' does not exist", false);
     }
     if (std::filesystem::is_directory(fs_path, ec)) {
-      throw StoreError(context + ": '" + path + "' is a directory, expected a database file");
+      throw StoreError(context + ": '" + path + "' is a directory, expected a database file",
+                       false);
     }
   }
 
@@ -287,23 +291,29 @@ SQLite::Database open_writer(const std::string& path, bool in_memory, const Stor
     const int objects = db.execAndGet("SELECT count(*) FROM sqlite_schema").getInt();
     if (app_id == kApplicationId) {
       if (user_version > kSchemaVersion) {
-        throw StoreError(context + ": the store has schema version " + std::to_string(user_version) +
-                         ", newer than this build of annals supports (" +
-                         std::to_string(kSchemaVersion) + "); upgrade annals to open it");
+        throw StoreError(context + ": the store has schema version " +
+                             std::to_string(user_version) +
+                             ", newer than this build of annals supports (" +
+                             std::to_string(kSchemaVersion) + "); upgrade annals to open it",
+                         false);
       }
       if (user_version < 1) {
         throw StoreError(context + ": the store's schema version is " +
-                         std::to_string(user_version) + ", expected 1 to " +
-                         std::to_string(kSchemaVersion));
+                             std::to_string(user_version) + ", expected 1 to " +
+                             std::to_string(kSchemaVersion),
+                         false);
       }
       return false;  // ours and current
     }
     if (app_id != 0 || objects != 0) {
       char hex[16];
       std::snprintf(hex, sizeof hex, "0x%08x", static_cast<unsigned>(app_id));
-      throw StoreError(context + ": the file is an SQLite database but not an annals store "
-                                 "(application_id " + std::string(hex) + ", " +
-                       std::to_string(objects) + " schema objects); refusing to touch it");
+      throw StoreError(context +
+                           ": the file is an SQLite database but not an annals store "
+                           "(application_id " +
+                           std::string(hex) + ", " + std::to_string(objects) +
+                           " schema objects); refusing to touch it",
+                       false);
     }
     return true;  // empty: needs the schema
   };
@@ -323,15 +333,17 @@ SQLite::Database open_writer(const std::string& path, bool in_memory, const Stor
     if (!in_memory) {
       const std::string mode = db.execAndGet("PRAGMA journal_mode=WAL").getString();
       if (mode != "wal") {
-        throw StoreError(context + ": could not switch the database to WAL mode (journal mode is " +
-                         mode + ")");
+        throw StoreError(
+            context + ": could not switch the database to WAL mode (journal mode is " + mode + ")",
+            false);
       }
       db.exec(options.synchronous == Synchronous::full ? "PRAGMA synchronous=FULL"
                                                        : "PRAGMA synchronous=NORMAL");
     }
   } catch (const SQLite::Exception& e) {
     if (e.getErrorCode() == SQLITE_NOTADB) {
-      throw StoreError(context + ": the file is not an SQLite database, so not an annals store");
+      throw StoreError(context + ": the file is not an SQLite database, so not an annals store",
+                       false);
     }
     throw_store_error(context, e);
   }

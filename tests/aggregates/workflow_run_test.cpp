@@ -17,22 +17,12 @@
 #include "annals/events/event.hpp"
 #include "annals/events/workflow_events.hpp"
 #include "annals/store/event_store.hpp"
+#include "support/matchers.hpp"
 
 using namespace annals;
+using annals::test::WhatContains;
 
 namespace {
-
-class WhatContains : public Catch::MatcherBase<std::exception> {
- public:
-  explicit WhatContains(std::string fragment) : fragment_(std::move(fragment)) {}
-  bool match(const std::exception& e) const override {
-    return std::string_view(e.what()).find(fragment_) != std::string_view::npos;
-  }
-  std::string describe() const override { return "what() contains \"" + fragment_ + "\""; }
-
- private:
-  std::string fragment_;
-};
 
 constexpr std::int64_t kT0 = 1'700'000'000'000'000;  // 2023-11-14T22:13:20Z
 constexpr std::int64_t kSecond = 1'000'000;
@@ -1308,12 +1298,14 @@ TEST_CASE("a command whose event cannot be encoded is refused and changes nothin
 
 TEST_CASE("a run cannot end before a still-running node started", "[aggregates]") {
   WorkflowRun run = new_run();
-  run.start_node({.node_execution_id = "n-late", .node_id = "llm", .node_type = "llm",
+  run.start_node({.node_execution_id = "n-late",
+                  .node_id = "llm",
+                  .node_type = "llm",
                   .started_at = at(5 * kSecond)});
-  require_rejected(run, [](WorkflowRun& r) {
-    r.stop({.stopped_by = "bob", .finished_at = at(4 * kSecond)});
-  }, "'n-late' started at");
-  require_rejected(run, [](WorkflowRun& r) {
-    r.fail({.error = "x", .finished_at = at(4 * kSecond)});
-  }, "'n-late' started at");
+  require_rejected(
+      run, [](WorkflowRun& r) { r.stop({.stopped_by = "bob", .finished_at = at(4 * kSecond)}); },
+      "'n-late' started at");
+  require_rejected(
+      run, [](WorkflowRun& r) { r.fail({.error = "x", .finished_at = at(4 * kSecond)}); },
+      "'n-late' started at");
 }

@@ -16,23 +16,12 @@
 #include "annals/events/error.hpp"
 #include "annals/events/event.hpp"
 #include "annals/events/workflow_events.hpp"
+#include "support/matchers.hpp"
 
 using namespace annals;
+using annals::test::WhatContains;
 
 namespace {
-
-// Matches an exception whose what() contains `fragment`.
-class WhatContains : public Catch::MatcherBase<std::exception> {
- public:
-  explicit WhatContains(std::string fragment) : fragment_(std::move(fragment)) {}
-  bool match(const std::exception& e) const override {
-    return std::string_view(e.what()).find(fragment_) != std::string_view::npos;
-  }
-  std::string describe() const override { return "what() contains \"" + fragment_ + "\""; }
-
- private:
-  std::string fragment_;
-};
 
 constexpr std::int64_t kT0 = 1'700'000'000'123'456;  // 2023-11-14T22:13:20.123456Z
 
@@ -744,14 +733,15 @@ TEST_CASE("decode errors say which record failed", "[events][codec]") {
 }
 
 TEST_CASE("text that is not UTF-8 is refused by the JSON format", "[events][codec]") {
-  for (const std::string& bad : {std::string("caf\xe9"), std::string("\xc0\xaf"),
-                                std::string("\xed\xa0\x80"), std::string("\xf4\x90\x80\x80"),
-                                std::string("abc\xe2\x82")}) {
+  for (const std::string& bad :
+       {std::string("caf\xe9"), std::string("\xc0\xaf"), std::string("\xed\xa0\x80"),
+        std::string("\xf4\x90\x80\x80"), std::string("abc\xe2\x82")}) {
     const NodeFailed e{.run_id = "r-1", .node_execution_id = "n-1", .error = bad};
     CHECK_THROWS_MATCHES(encode_payload(e, PayloadFormat::json), SerializationError,
                          WhatContains("NodeFailed") && WhatContains("UTF-8"));
   }
-  const NodeFailed good{.run_id = "r-1", .node_execution_id = "n-1",
+  const NodeFailed good{.run_id = "r-1",
+                        .node_execution_id = "n-1",
                         .error = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"};
   const std::string payload = encode_payload(good, PayloadFormat::json);
   CHECK(is_json_document(payload));
@@ -782,9 +772,8 @@ TEST_CASE("an event without fields encodes as an empty JSON object", "[events][c
 
 TEST_CASE("an upcaster that throws gives a SerializationError", "[events][codec]") {
   EventTypeRegistry registry;
-  registry.add_upcaster<Marker, MarkerV2>([](Marker) -> MarkerV2 {
-    throw std::out_of_range("upcaster bug");
-  });
-  CHECK_THROWS_MATCHES(registry.decode<MarkerV2>(raw_record("Marker", 1, "{}")),
-                       SerializationError, WhatContains("upcaster") && WhatContains("upcaster bug"));
+  registry.add_upcaster<Marker, MarkerV2>(
+      [](Marker) -> MarkerV2 { throw std::out_of_range("upcaster bug"); });
+  CHECK_THROWS_MATCHES(registry.decode<MarkerV2>(raw_record("Marker", 1, "{}")), SerializationError,
+                       WhatContains("upcaster") && WhatContains("upcaster bug"));
 }

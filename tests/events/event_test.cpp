@@ -16,22 +16,12 @@
 
 #include "annals/events/error.hpp"
 #include "annals/store/event_store.hpp"
+#include "support/matchers.hpp"
 
 using namespace annals;
+using annals::test::WhatContains;
 
 namespace {
-
-class WhatContains : public Catch::MatcherBase<std::exception> {
- public:
-  explicit WhatContains(std::string fragment) : fragment_(std::move(fragment)) {}
-  bool match(const std::exception& e) const override {
-    return std::string_view(e.what()).find(fragment_) != std::string_view::npos;
-  }
-  std::string describe() const override { return "what() contains \"" + fragment_ + "\""; }
-
- private:
-  std::string fragment_;
-};
 
 bool is_canonical_uuid_text(const std::string& text) {
   if (text.size() != 36) return false;

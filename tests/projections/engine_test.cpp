@@ -1,8 +1,9 @@
 // The projection engine: checkpoints move with rows, inline projections run inside appends.
 
+#include "annals/projections/engine.hpp"
+
 #include <catch2/catch.hpp>
 
-#include "annals/projections/engine.hpp"
 #include "annals/store/sql_event_store.hpp"
 #include "support/backends.hpp"
 #include "support/counting_projection.hpp"
@@ -67,9 +68,9 @@ TEST_CASE("an inline projection that throws rolls the append back", "[projection
   store->append("s", ExpectedVersion::no_stream(), make_events(2));
 
   projection->fail_on_type = "Poison";
-  CHECK_THROWS_WITH(store->append("s", ExpectedVersion::exactly(2),
-                                  {make_event(), make_event("Poison")}),
-                    Contains("fail on Poison"));
+  CHECK_THROWS_WITH(
+      store->append("s", ExpectedVersion::exactly(2), {make_event(), make_event("Poison")}),
+      Contains("fail on Poison"));
   CHECK(store->head_position() == 2);
   CHECK(store->stream_version("s") == 2u);
   CHECK(checkpoint_of(*store, "test_counts").position == 2);
@@ -98,7 +99,8 @@ TEST_CASE("appends by a store object without the hook are applied by the next ho
 TEST_CASE("catch_up applies the log in batches, each with its checkpoint", "[projections]") {
   annals::test::SqliteBackend backend;
   auto store = as_sql(backend.open("synchronous=normal"));
-  for (int i = 0; i < 25; ++i) store->append("s-" + std::to_string(i % 4), ExpectedVersion::any(), make_events(3));
+  for (int i = 0; i < 25; ++i)
+    store->append("s-" + std::to_string(i % 4), ExpectedVersion::any(), make_events(3));
   CountingProjection projection;
   prepare_projection(*store, projection);
   CHECK(catch_up(*store, projection, 10) == 75);
@@ -125,8 +127,8 @@ TEST_CASE("a failing batch leaves rows and checkpoint of the batch before", "[pr
 
   projection.fail_on_type.clear();
   CHECK(catch_up(*store, projection, 4) == 8);
-  CHECK(counts(*store) == std::vector<std::pair<std::string, std::int64_t>>{
-                              {"a", 10}, {"b", 1}, {"c", 5}});
+  CHECK(counts(*store) ==
+        std::vector<std::pair<std::string, std::int64_t>>{{"a", 10}, {"b", 1}, {"c", 5}});
 }
 
 TEST_CASE("events that do not follow the checkpoint are refused", "[projections]") {
@@ -137,9 +139,9 @@ TEST_CASE("events that do not follow the checkpoint are refused", "[projections]
   store->write_transaction([&](SqlSession& sql) {
     ProjectionContext ctx(sql);
     const auto events = read_events(sql, 2, 10);  // skips position 1
-    CHECK_THROWS_AS(apply_events(projection, ctx, ProjectionCheckpoint{"test_counts", 1, 0, 0, {}},
-                                 events),
-                    IntegrityError);
+    CHECK_THROWS_AS(
+        apply_events(projection, ctx, ProjectionCheckpoint{"test_counts", 1, 0, 0, {}}, events),
+        IntegrityError);
   });
 }
 
@@ -157,4 +159,44 @@ TEST_CASE("catch_up refuses tables written by another projection version", "[pro
   prepare_projection(*store, v1);
   CountingProjection v2("test_counts", 2);
   CHECK_THROWS_WITH(catch_up(*store, v2), Contains("version 1") && Contains("rebuild"));
+}
+
+TEST_CASE("read tables dropped by hand are rebuilt from the log on the next attach",
+          "[projections][inline]") {
+  annals::test::SqliteBackend backend;
+  {
+    auto store = as_sql(backend.open());
+    attach_inline_projections(*store, {std::make_shared<CountingProjection>()});
+    store->append("a", ExpectedVersion::any(), make_events(3));
+    store->write_transaction(
+        [](SqlSession& sql) { sql.execute_script("DROP TABLE annals_test_counts"); });
+  }
+  auto store = as_sql(backend.reopen());
+  CHECK_FALSE(live_tables_exist(*store, CountingProjection{}));
+  attach_inline_projections(*store, {std::make_shared<CountingProjection>()});
+  CHECK(counts(*store) == std::vector<std::pair<std::string, std::int64_t>>{{"a", 3}});
+}
+
+TEST_CASE("re-attaching after a rebuild does not duplicate indexes", "[projections][inline]") {
+  annals::test::SqliteBackend backend;
+  {
+    auto store = as_sql(backend.open());
+    attach_inline_projections(*store, {std::make_shared<CountingProjection>("test_counts", 1)});
+    store->append("a", ExpectedVersion::any(), make_events(2));
+  }
+  {
+    auto store = as_sql(backend.reopen());  // version 2: rebuilt on attach
+    attach_inline_projections(*store, {std::make_shared<CountingProjection>("test_counts", 2)});
+  }
+  auto store = as_sql(backend.reopen());
+  attach_inline_projections(*store, {std::make_shared<CountingProjection>("test_counts", 2)});
+  store->read_transaction([](SqlSession& sql) {
+    // the table's own primary-key index only: no second copy made by setup() running again
+    CHECK(sql.query("SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND "
+                    "tbl_name = 'annals_test_counts'")
+              .front()
+              .integer(0) == 1);
+    CHECK(read_checkpoint(sql, "test_counts")->generation == 1);
+  });
+  CHECK(counts(*store) == std::vector<std::pair<std::string, std::int64_t>>{{"a", 2}});
 }

@@ -9,8 +9,8 @@ using namespace annals;
 using annals::test::make_events;
 using Catch::Matchers::Contains;
 
-TEMPLATE_TEST_CASE("sessions bind $n placeholders, in any order, and never splice",
-                   "[store][sql]", annals::test::MemoryBackend, annals::test::SqliteBackend) {
+TEMPLATE_TEST_CASE("sessions bind $n placeholders, in any order, and never splice", "[store][sql]",
+                   annals::test::MemoryBackend, annals::test::SqliteBackend) {
   TestType backend;
   auto store = std::dynamic_pointer_cast<SqlEventStore>(backend.open());
   REQUIRE(store);
@@ -44,9 +44,9 @@ TEMPLATE_TEST_CASE("a write transaction that throws leaves nothing behind", "[st
   store->write_transaction(
       [](SqlSession& sql) { sql.execute_script("CREATE TABLE annals_t (k TEXT PRIMARY KEY)"); });
   CHECK_THROWS_WITH(store->write_transaction([](SqlSession& sql) {
-                      sql.execute("INSERT INTO annals_t (k) VALUES ($1)", {"a"});
-                      throw std::runtime_error("changed my mind");
-                    }),
+    sql.execute("INSERT INTO annals_t (k) VALUES ($1)", {"a"});
+    throw std::runtime_error("changed my mind");
+  }),
                     "changed my mind");
   store->read_transaction([](SqlSession& sql) {
     CHECK(sql.query("SELECT count(*) FROM annals_t").front().integer(0) == 0);

@@ -72,6 +72,17 @@ TEST_CASE("another application's SQLite database is refused and left unchanged",
   CHECK_FALSE(std::filesystem::exists(path + "-wal"));
 }
 
+TEST_CASE("refusals to open are StoreErrors that are not transient",
+          "[store][sqlite][validation]") {
+  TempDir dir;
+  try {
+    (void)open_event_store("sqlite:" + dir.file("missing/x.db"));
+    FAIL("opened a store in a missing directory");
+  } catch (const StoreError& e) {
+    CHECK_FALSE(e.transient());
+  }
+}
+
 TEST_CASE("a store written by a newer annals is refused", "[store][sqlite][validation]") {
   TempDir dir;
   const std::string path = dir.file("events.db");
@@ -147,12 +158,13 @@ TEST_CASE("a file locked past the busy timeout gives a retryable StoreError, the
   {
     SQLite::Database other(dir.file("events.db"), SQLite::OPEN_READWRITE);
     SQLite::Transaction lock(other, SQLite::TransactionBehavior::IMMEDIATE);
-    CHECK_THROWS_MATCHES(
-        store->append("s", ExpectedVersion::exactly(1), make_events(1)), StoreError,
-        Catch::Matchers::Predicate<StoreError>([](const StoreError& e) {
-          const std::string m = e.what();
-          return m.find("append to s") != std::string::npos && m.find("retry") != std::string::npos;
-        }));
+    CHECK_THROWS_MATCHES(store->append("s", ExpectedVersion::exactly(1), make_events(1)),
+                         StoreError,
+                         Catch::Matchers::Predicate<StoreError>([](const StoreError& e) {
+                           const std::string m = e.what();
+                           return m.find("append to s") != std::string::npos &&
+                                  m.find("retry") != std::string::npos && e.transient();
+                         }));
     CHECK(store->read_stream("s").size() == 1);  // readers are not blocked by the writer
   }
   CHECK(store->append("s", ExpectedVersion::exactly(1), make_events(1)).stream_version == 2);

@@ -67,10 +67,10 @@ class Aggregate {
       std::visit(
           [&](const auto& e) {
             using E = std::decay_t<decltype(e)>;
-            out.push_back(NewEvent{p.event_id, std::string(E::kType), E::kSchemaVersion,
-                                   format == PayloadFormat::json ? p.json_payload
-                                                                 : encode_payload(e, format),
-                                   p.metadata, format});
+            out.push_back(
+                NewEvent{p.event_id, std::string(E::kType), E::kSchemaVersion,
+                         format == PayloadFormat::json ? p.json_payload : encode_payload(e, format),
+                         p.metadata, format});
           },
           p.event);
     }

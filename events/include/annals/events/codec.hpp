@@ -189,8 +189,9 @@ class EventTypeRegistry {
       version = entry->next_version;
     }
     if (E* event = std::any_cast<E>(&value)) return std::move(*event);
-    detail::throw_decode_error(record, "the upcasters do not end in the requested struct (same "
-                                       "kType and version, different C++ type)");
+    detail::throw_decode_error(record,
+                               "the upcasters do not end in the requested struct (same "
+                               "kType and version, different C++ type)");
   }
 
   // Reads a record as whichever alternative of Variant has its type name. Throws

@@ -36,11 +36,18 @@ class SerializationError : public Error {
   using Error::Error;
 };
 
-// The store could not do its work (busy, locked, I/O, disk full, not an annals file).
-// Nothing partial was written; transient causes (busy, locked) may be retried.
+// The store could not do its work (busy, locked, I/O, disk full, not an annals file, SQL it
+// refused). Nothing partial was written. transient() says whether the same call may succeed
+// later unchanged (busy, locked, I/O, disk full) or not (a constraint or SQL error in a
+// projection's statement, a file that is not an annals store): retry only the former.
 class StoreError : public Error {
  public:
-  using Error::Error;
+  explicit StoreError(const std::string& what, bool transient = true)
+      : Error(what), transient_(transient) {}
+  [[nodiscard]] bool transient() const noexcept { return transient_; }
+
+ private:
+  bool transient_;
 };
 
 // The log failed verification or holds what it never could have written. Never retried.

@@ -17,9 +17,9 @@ namespace annals {
 
 struct ProjectionCheckpoint {
   std::string name;
-  std::uint32_t version = 0;    // of the projection that wrote the tables
-  std::uint64_t position = 0;   // last log position applied (0: none)
-  std::uint64_t generation = 0; // how many rebuilds replaced its tables
+  std::uint32_t version = 0;     // of the projection that wrote the tables
+  std::uint64_t position = 0;    // last log position applied (0: none)
+  std::uint64_t generation = 0;  // how many rebuilds replaced its tables
   Timestamp updated_at{};
 
   friend bool operator==(const ProjectionCheckpoint&, const ProjectionCheckpoint&) = default;

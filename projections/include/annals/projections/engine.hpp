@@ -28,8 +28,9 @@ ProjectionCheckpoint apply_events(Projection& projection, ProjectionContext& ctx
                                   const ProjectionCheckpoint& checkpoint,
                                   const std::vector<RecordedEvent>& events);
 
-// Creates the checkpoint table and the projection's live tables if missing and returns its
-// checkpoint (a new one at position 0 for a projection that never ran). One write transaction.
+// Creates the checkpoint table and, for a projection that never ran, its live tables (setup())
+// and a checkpoint at position 0; returns the checkpoint. setup() runs only then (and in a
+// rebuild), never again on existing tables. One write transaction.
 ProjectionCheckpoint prepare_projection(SqlEventStore& store, Projection& projection);
 
 // Applies the log from the projection's checkpoint to the head, batch_size events per write
@@ -38,11 +39,14 @@ ProjectionCheckpoint prepare_projection(SqlEventStore& store, Projection& projec
 // the projection (rebuild them first).
 std::uint64_t catch_up(SqlEventStore& store, Projection& projection, std::size_t batch_size = 1000);
 
+// True if every table the projection names exists (an operator may drop read tables).
+[[nodiscard]] bool live_tables_exist(SqlEventStore& store, const Projection& projection);
+
 // Runs projections inside every append of `store` (read-your-writes: a read right after the
-// append sees its rows). Each projection is first set up, rebuilt if its version changed, and
-// caught up to the head. If an append comes from a store object without this hook (another
-// process), the next hooked append applies the missed events first. The projections stay
-// attached for the life of the store object.
+// append sees its rows). Each projection is first set up, rebuilt if its version changed or a
+// table of it was dropped, and caught up to the head. If an append comes from a store object
+// without this hook (another process), the next hooked append applies the missed events first. The
+// projections stay attached for the life of the store object.
 void attach_inline_projections(SqlEventStore& store,
                                const std::vector<std::shared_ptr<Projection>>& projections);
 

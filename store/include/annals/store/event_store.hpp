@@ -126,7 +126,7 @@ struct StoreOptions {
   Synchronous synchronous = Synchronous::full;
   std::chrono::milliseconds busy_timeout{5000};  // how long a writer waits for the file lock
   // Source of recorded_at; the system clock when empty. Inject a fixed clock in tests.
-  std::function<Timestamp()> clock;
+  std::function<Timestamp()> clock{};
 };
 
 // Opens (creating if needed) an event store.

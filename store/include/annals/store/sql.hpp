@@ -79,8 +79,8 @@ class SqlSession {
     return query_span(sql, std::span<const SqlValue>(params));
   }
 
-  // Runs one query and returns a cursor over its rows; valid until the session ends or the
-  // next call on the session, whichever comes first.
+  // Runs one query and returns a cursor over its rows, valid until the session ends. Several
+  // cursors may be open at once, and other calls may be made between their rows.
   [[nodiscard]] std::unique_ptr<SqlCursor> open_cursor(std::string_view sql,
                                                        const std::vector<SqlValue>& params = {}) {
     return cursor_span(sql, std::span<const SqlValue>(params));
