@@ -20,6 +20,17 @@ PayloadFormat parse_payload_format(std::string_view text) {
   throw InvalidArgument("payload format '" + std::string(text) + "': expected json or binary");
 }
 
+std::string to_hex(const EventHash& hash) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(hash.size() * 2);
+  for (std::uint8_t b : hash) {
+    out += kDigits[b >> 4];
+    out += kDigits[b & 0xf];
+  }
+  return out;
+}
+
 boost::uuids::uuid new_event_id() {
   // random_generator is not thread-safe and costly to seed: one per thread.
   thread_local boost::uuids::random_generator generator;

@@ -1,6 +1,7 @@
 #include "annals/projections/engine.hpp"
 
 #include <algorithm>
+#include <map>
 #include <mutex>
 #include <unordered_set>
 
@@ -48,22 +49,56 @@ class InlineProjections final : public AppendHook {
                              std::to_string(first));
       }
       // Events appended by store objects without this hook (other processes) come first.
+      std::vector<RecordedEvent> caught_up;
       while (cp.position + 1 < first) {
-        const auto missed = read_events(sql, cp.position + 1,
-                                        std::min<std::uint64_t>(first - cp.position - 1, 1000));
+        auto missed = read_events(sql, cp.position + 1,
+                                  std::min<std::uint64_t>(first - cp.position - 1, 1000));
         if (missed.empty()) break;
         cp = apply_events(*projection, ctx, cp, missed);
+        caught_up.insert(caught_up.end(), std::make_move_iterator(missed.begin()),
+                         std::make_move_iterator(missed.end()));
       }
       cp = apply_events(*projection, ctx, cp, appended);
+      remember_caught_up(projection.get(), first, std::move(caught_up));
     }
   }
 
   void on_commit(const std::vector<RecordedEvent>& appended) noexcept override {
-    for (const auto& projection : projections_) projection->committed(appended);
+    const std::uint64_t first = appended.empty() ? 0 : appended.front().position;
+    for (const auto& projection : projections_) {
+      // Listeners must hear of the events caught up in this append too (e.g. a cache).
+      if (auto missed = take_caught_up(projection.get(), first); !missed.empty()) {
+        projection->committed(missed);
+      }
+      projection->committed(appended);
+    }
   }
 
  private:
+  using Key = std::pair<const Projection*, std::uint64_t>;  // projection, append's first position
+
+  void remember_caught_up(const Projection* p, std::uint64_t first,
+                          std::vector<RecordedEvent> events) {
+    std::lock_guard lock(mutex_);
+    // An append that rolled back never reached on_commit; its entry (at the same or a later
+    // first position, which this append now reuses) is stale.
+    std::erase_if(caught_up_,
+                  [&](const auto& kv) { return kv.first.first == p && kv.first.second >= first; });
+    if (!events.empty()) caught_up_.emplace(Key{p, first}, std::move(events));
+  }
+
+  std::vector<RecordedEvent> take_caught_up(const Projection* p, std::uint64_t first) {
+    std::lock_guard lock(mutex_);
+    auto it = caught_up_.find(Key{p, first});
+    if (it == caught_up_.end()) return {};
+    std::vector<RecordedEvent> out = std::move(it->second);
+    caught_up_.erase(it);
+    return out;
+  }
+
   std::vector<std::shared_ptr<Projection>> projections_;
+  std::mutex mutex_;
+  std::map<Key, std::vector<RecordedEvent>> caught_up_;
 };
 
 }  // namespace
@@ -113,8 +148,9 @@ bool live_tables_exist(SqlEventStore& store, const Projection& projection) {
       store.read_transaction([&](SqlSession& sql) {
         (void)sql.query("SELECT 1 FROM " + table.name + " WHERE 1 = 0");
       });
-    } catch (const StoreError&) {
-      all = false;  // dropped by hand: the log can make it again
+    } catch (const StoreError& e) {
+      if (e.transient()) throw;  // busy or I/O says nothing about the table
+      all = false;               // dropped by hand: the log can make it again
     }
   }
   return all;

@@ -421,13 +421,13 @@ RebuildReport rebuild(SqlEventStore& store, Projection& projection, const Rebuil
       ensure_checkpoint_table(sql);
       ensure_claims_table(sql);
       std::optional<ProjectionCheckpoint> cp = read_checkpoint(sql, name);
-      // Live tables of another version may not fit this version's setup() (an index on a new
-      // column): leave them as they are, the swap replaces them.
-      if (!cp || cp->version == projection.version()) {
+      // Live tables are made only for a projection that never ran. Existing ones (even of
+      // another version, which this setup() may not fit) are left as they are, and a dropped one
+      // is not re-created empty: a failed rebuild must not leave an empty table beside an old
+      // checkpoint. The swap puts the shadow tables in their place.
+      if (!cp) {
         ProjectionContext live(sql);
         projection.setup(live);
-      }
-      if (!cp) {
         cp = ProjectionCheckpoint{name, projection.version(), 0, 0, now()};
         write_checkpoint(sql, *cp);
       }

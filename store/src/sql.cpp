@@ -8,7 +8,8 @@ namespace {
 [[noreturn]] void wrong_type(std::size_t column, const SqlValue& value, const char* wanted) {
   static constexpr const char* kNames[] = {"NULL", "an integer", "a real", "text"};
   throw StoreError("SQL result column " + std::to_string(column) + " is " + kNames[value.index()] +
-                   ", expected " + wanted);
+                       ", expected " + wanted,
+                   false);
 }
 }  // namespace
 

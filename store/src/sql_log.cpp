@@ -1,5 +1,7 @@
 // Reading the log through an SqlSession: what projections use inside their transactions.
 
+#include <algorithm>
+
 #include "annals/store/sql_event_store.hpp"
 #include "store_internal.hpp"
 
@@ -10,7 +12,8 @@ namespace detail {
 RecordedEvent make_record(std::uint64_t position, std::string stream_id, std::uint64_t version,
                           const std::string& event_id, std::string type,
                           std::uint32_t schema_version, const std::string& payload_format,
-                          std::string payload, EventMetadata metadata, Timestamp recorded_at) {
+                          std::string payload, EventMetadata metadata, Timestamp recorded_at,
+                          std::string_view hash) {
   RecordedEvent r{position,
                   std::move(stream_id),
                   version,
@@ -24,9 +27,15 @@ RecordedEvent make_record(std::uint64_t position, std::string stream_id, std::ui
   try {
     r.event_id = parse_uuid(event_id);
     r.payload_format = parse_payload_format(payload_format);
+    if (hash.size() != r.hash.size()) {
+      throw InvalidArgument("its hash is " + std::to_string(hash.size()) + " bytes, expected " +
+                            std::to_string(r.hash.size()));
+    }
+    std::copy(hash.begin(), hash.end(), r.hash.begin());
   } catch (const InvalidArgument& e) {
     throw IntegrityError("event at position " + std::to_string(r.position) + " in stream " +
-                         r.stream_id + " is damaged: " + e.what());
+                             r.stream_id + " is damaged: " + e.what(),
+                         r.position);
   }
   return r;
 }
@@ -52,7 +61,7 @@ std::vector<RecordedEvent> read_events(SqlSession& sql, std::uint64_t from_posit
                                       row.text(6), row.text(7),
                                       EventMetadata{row.text(8), row.text(9), row.text(10),
                                                     row.text(11), from_micros(row.integer(12))},
-                                      from_micros(row.integer(13))));
+                                      from_micros(row.integer(13)), row.text(14)));
   }
   return out;
 }

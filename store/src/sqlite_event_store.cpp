@@ -11,11 +11,13 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <mutex>
 #include <unordered_map>
 
+#include "annals/store/hash_chain.hpp"
 #include "store_internal.hpp"
 
 namespace annals::detail {
@@ -40,6 +42,7 @@ CREATE TABLE annals_events (
   causation_id    TEXT    NOT NULL,
   occurred_at     INTEGER NOT NULL,
   recorded_at     INTEGER NOT NULL,
+  hash            BLOB    NOT NULL,
   UNIQUE (stream_id, version),
   UNIQUE (event_id)
 );
@@ -105,7 +108,9 @@ RecordedEvent read_row(SQLite::Statement& s) {
       EventMetadata{s.getColumn(8).getString(), s.getColumn(9).getString(),
                     s.getColumn(10).getString(), s.getColumn(11).getString(),
                     from_micros(s.getColumn(12).getInt64())},
-      from_micros(s.getColumn(13).getInt64()));
+      from_micros(s.getColumn(13).getInt64()),
+      std::string_view(static_cast<const char*>(s.getColumn(14).getBlob()),
+                       static_cast<std::size_t>(s.getColumn(14).getBytes())));
 }
 
 SqlValue column_value(const SQLite::Column& c) {
@@ -142,7 +147,8 @@ struct Prepared {
     }
   }
 
-  void bind(std::span<const SqlValue> params, std::string_view sql) {
+  // copy_text: the statement outlives `params` (a cursor), so SQLite must keep its own copy.
+  void bind(std::span<const SqlValue> params, std::string_view sql, bool copy_text = false) {
     if (params.size() != indexes.size()) {
       throw InvalidArgument("SQL expects " + std::to_string(indexes.size()) + " parameters, got " +
                             std::to_string(params.size()) + ": " + sql_excerpt(sql));
@@ -155,7 +161,11 @@ struct Prepared {
             if constexpr (std::is_same_v<V, std::nullptr_t>) {
               stmt.bind(index);
             } else if constexpr (std::is_same_v<V, std::string>) {
-              stmt.bindNoCopy(index, v);  // params outlive the statement's use
+              if (copy_text) {
+                stmt.bind(index, v);
+              } else {
+                stmt.bindNoCopy(index, v);  // params outlive this execution
+              }
             } else {
               stmt.bind(index, v);
             }
@@ -237,7 +247,7 @@ class SqliteSession final : public SqlSession {
     try {
       // Not from the cache: two cursors on the same SQL may be open at once.
       auto p = std::make_unique<Prepared>(db_, sql);
-      p->bind(params, sql);
+      p->bind(params, sql, /*copy_text=*/true);
       return std::make_unique<SqliteCursor>(std::move(p), context_ + ": " + sql_excerpt(sql));
     } catch (const SQLite::Exception& e) {
       throw_store_error(context_ + ": " + sql_excerpt(sql), e);
@@ -379,9 +389,10 @@ class SqliteEventStore final : public SqlEventStore {
             open_writer(path, in_memory_, options, "open " + context_), context_)),
         insert_(writer_->db, std::string("INSERT INTO annals_events (") + kEventColumns +
                                  ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
-                                 " ?13, ?14)"),
+                                 " ?13, ?14, ?15)"),
         last_(writer_->db,
-              "SELECT position, recorded_at FROM annals_events ORDER BY position DESC LIMIT 1") {}
+              "SELECT position, recorded_at, hash FROM annals_events ORDER BY position DESC LIMIT "
+              "1") {}
 
   AppendResult append(std::string_view stream_id, ExpectedVersion expected,
                       std::vector<NewEvent> events) override {
@@ -409,11 +420,19 @@ class SqliteEventStore final : public SqlEventStore {
         // recorded_at rises with position even when the system clock steps back.
         std::uint64_t position = 0;
         Timestamp recorded_at = read_clock(options_);
+        EventHash previous{};  // the chain starts from 32 zero bytes
         {
           StatementUse last(last_);
           if (last->executeStep()) {
             position = static_cast<std::uint64_t>(last->getColumn(0).getInt64());
             recorded_at = std::max(recorded_at, from_micros(last->getColumn(1).getInt64()));
+            const SQLite::Column hash = last->getColumn(2);
+            if (static_cast<std::size_t>(hash.getBytes()) != previous.size()) {
+              throw IntegrityError("append: the event at position " + std::to_string(position) +
+                                       " has a damaged hash; verify the log",
+                                   position);
+            }
+            std::memcpy(previous.data(), hash.getBlob(), previous.size());
           }
         }
         result.first_position = position + 1;
@@ -430,12 +449,13 @@ class SqliteEventStore final : public SqlEventStore {
           std::uint64_t version = actual.value_or(0);
           for (NewEvent& e : part.events) {
             current_event = &e;
-            insert(e, part.stream_id, ++position, ++version, recorded_at);
-            if (!hooks.empty()) {
-              appended.push_back(RecordedEvent{position, part.stream_id, version, e.event_id,
-                                               e.type, e.schema_version, e.payload, e.metadata,
-                                               recorded_at, e.payload_format});
-            }
+            RecordedEvent r{++position,  part.stream_id,   ++version, e.event_id,
+                            e.type,      e.schema_version, e.payload, e.metadata,
+                            recorded_at, e.payload_format, {}};
+            r.hash = chain_hash(previous, r);
+            previous = r.hash;
+            insert(r);
+            if (!hooks.empty()) appended.push_back(std::move(r));
           }
           result.stream_version = version;
         }
@@ -544,13 +564,12 @@ class SqliteEventStore final : public SqlEventStore {
   }
 
  private:
-  void insert(const NewEvent& e, const std::string& stream_id, std::uint64_t position,
-              std::uint64_t version, Timestamp recorded_at) {
+  void insert(const RecordedEvent& e) {
     const std::string event_id = to_string(e.event_id);
     StatementUse ins(insert_);
-    ins->bind(1, static_cast<std::int64_t>(position));
-    ins->bindNoCopy(2, stream_id);
-    ins->bind(3, static_cast<std::int64_t>(version));
+    ins->bind(1, static_cast<std::int64_t>(e.position));
+    ins->bindNoCopy(2, e.stream_id);
+    ins->bind(3, static_cast<std::int64_t>(e.version));
     ins->bindNoCopy(4, event_id);
     ins->bindNoCopy(5, e.type);
     ins->bind(6, static_cast<std::int64_t>(e.schema_version));
@@ -565,7 +584,8 @@ class SqliteEventStore final : public SqlEventStore {
     ins->bindNoCopy(11, e.metadata.correlation_id);
     ins->bindNoCopy(12, e.metadata.causation_id);
     ins->bind(13, to_micros(e.metadata.occurred_at));
-    ins->bind(14, to_micros(recorded_at));
+    ins->bind(14, to_micros(e.recorded_at));
+    ins->bindNoCopy(15, e.hash.data(), static_cast<int>(e.hash.size()));
     ins->exec();
   }
 
@@ -633,7 +653,9 @@ class SqliteEventStore final : public SqlEventStore {
   const std::string context_;
   const StoreOptions options_;
 
-  mutable std::mutex write_mutex_;  // guards writer_, insert_, last_ and hooks_
+  // Guards writer_, insert_, last_ and hooks_. Recursive so that a callback calling back into
+  // the store on the same thread (which is not allowed) gets an error from SQLite, not a hang.
+  mutable std::recursive_mutex write_mutex_;
   std::unique_ptr<Connection> writer_;
   SQLite::Statement insert_, last_;
   std::vector<std::shared_ptr<AppendHook>> hooks_;

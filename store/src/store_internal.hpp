@@ -42,15 +42,16 @@ void check_expected(std::string_view stream_id, const ExpectedVersion& expected,
 // The columns of annals_events in the order every reader selects them.
 inline constexpr const char* kEventColumns =
     "position, stream_id, version, event_id, type, schema_version, payload_format, payload, "
-    "tenant_id, actor, correlation_id, causation_id, occurred_at, recorded_at";
+    "tenant_id, actor, correlation_id, causation_id, occurred_at, recorded_at, hash";
 
-// Builds a record from the parts of a row of kEventColumns; IntegrityError if the stored
-// event id or payload format is damaged.
+// Builds a record from the parts of a row of kEventColumns; IntegrityError (with the position)
+// if the stored event id, payload format or hash is damaged.
 [[nodiscard]] RecordedEvent make_record(std::uint64_t position, std::string stream_id,
                                         std::uint64_t version, const std::string& event_id,
                                         std::string type, std::uint32_t schema_version,
                                         const std::string& payload_format, std::string payload,
-                                        EventMetadata metadata, Timestamp recorded_at);
+                                        EventMetadata metadata, Timestamp recorded_at,
+                                        std::string_view hash);
 
 // The SQLite backend on a file, or (path empty) on a private in-memory database.
 std::shared_ptr<SqlEventStore> make_sqlite_event_store(const std::string& path,

@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "annals/projections/rebuild.hpp"
 #include "annals/store/sql_event_store.hpp"
 #include "support/backends.hpp"
 #include "support/counting_projection.hpp"
@@ -199,4 +200,23 @@ TEST_CASE("re-attaching after a rebuild does not duplicate indexes", "[projectio
     CHECK(read_checkpoint(sql, "test_counts")->generation == 1);
   });
   CHECK(counts(*store) == std::vector<std::pair<std::string, std::int64_t>>{{"a", 2}});
+}
+
+TEST_CASE("a failed rebuild after a table was dropped loses nothing", "[projections][rebuild]") {
+  annals::test::SqliteBackend backend;
+  {
+    auto store = as_sql(backend.open());
+    attach_inline_projections(*store, {std::make_shared<CountingProjection>()});
+    store->append("a", ExpectedVersion::any(), make_events(5));
+    store->write_transaction(
+        [](SqlSession& sql) { sql.execute_script("DROP TABLE annals_test_counts"); });
+    CountingProjection projection;
+    RebuildOptions options;
+    options.on_progress = [](const RebuildProgress&) { throw std::runtime_error("interrupted"); };
+    CHECK_THROWS_WITH(rebuild(*store, projection, options), Contains("interrupted"));
+    CHECK_FALSE(live_tables_exist(*store, projection));  // not re-created empty
+  }
+  auto store = as_sql(backend.reopen());
+  attach_inline_projections(*store, {std::make_shared<CountingProjection>()});
+  CHECK(counts(*store) == std::vector<std::pair<std::string, std::int64_t>>{{"a", 5}});
 }

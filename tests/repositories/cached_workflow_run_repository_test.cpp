@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include "annals/repositories/repository_factory.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace annals;
 
@@ -109,4 +110,27 @@ TEST_CASE("copies share one cache and outlive nothing they need", "[repositories
   run.stop({.stopped_by = "bob", .finished_at = from_micros(1'700'000'002'000'000)});
   runs.save(run);  // the listener still works for the remaining copy
   CHECK(second.get_workflow_run_by_id("t-1", "app-1", "r-1")->status == "stopped");
+}
+
+TEST_CASE("the cache hears of runs an inline append caught up from another process",
+          "[repositories][cache]") {
+  annals::test::TempDir dir;
+  const std::string uri = dir.sqlite_uri("events.db", "synchronous=normal");
+  RepositoryFactory factory(uri);
+  auto runs = factory.create_workflow_run_aggregate_repository();
+  CachedWorkflowRunRepository cached(factory.create_workflow_run_repository(),
+                                     factory.workflow_projection());
+  WorkflowRun run = WorkflowRun::create(created("r-1"));
+  runs.save(run);
+  REQUIRE(cached.get_workflow_run_by_id("t-1", "app-1", "r-1")->status == "running");
+
+  // Another process (a store object without the projection) finishes the run...
+  AggregateRepository<WorkflowRun> elsewhere(open_event_store(uri));
+  WorkflowRun remote = elsewhere.load("r-1");
+  remote.succeed({.finished_at = from_micros(1'700'000'001'000'000)});
+  elsewhere.save(remote);
+  // ...and the next save here applies it inline: the cached row must go.
+  WorkflowRun other = WorkflowRun::create(created("r-2"));
+  runs.save(other);
+  CHECK(cached.get_workflow_run_by_id("t-1", "app-1", "r-1")->status == "succeeded");
 }

@@ -99,3 +99,26 @@ TEST_CASE("commit listeners hear every append of their store object", "[store][s
 TEST_CASE("open_sql_event_store refuses schemes that are not SQL stores", "[store][sql]") {
   CHECK_THROWS_WITH(open_sql_event_store("kafka:topic"), Contains("unknown scheme 'kafka'"));
 }
+
+TEMPLATE_TEST_CASE("a cursor keeps its own copy of its parameters", "[store][sql]",
+                   annals::test::MemoryBackend, annals::test::SqliteBackend) {
+  TestType backend;
+  auto store = std::dynamic_pointer_cast<SqlEventStore>(backend.open());
+  store->append(std::string(40, 'a'), ExpectedVersion::any(), make_events(2));
+  store->read_transaction([](SqlSession& sql) {
+    auto cursor = sql.open_cursor("SELECT count(*) FROM annals_events WHERE stream_id = $1",
+                                  {std::string(40, 'a')});  // a temporary, gone after this line
+    std::vector<std::string> noise(64, std::string(40, 'X'));
+    SqlRow row;
+    REQUIRE(cursor->next(row));
+    CHECK(row.integer(0) == 2);
+  });
+}
+
+TEST_CASE("on memory:, a read inside a read transaction does not hang", "[store][sql]") {
+  auto store = open_sql_event_store("memory:");
+  store->append("s", ExpectedVersion::any(), make_events(3));
+  std::uint64_t head = 0;
+  store->read_transaction([&](SqlSession&) { head = store->head_position(); });
+  CHECK(head == 3);
+}

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -51,9 +52,15 @@ class StoreError : public Error {
 };
 
 // The log failed verification or holds what it never could have written. Never retried.
+// position() is the first log position found broken, when there is one (0 otherwise).
 class IntegrityError : public Error {
  public:
-  using Error::Error;
+  explicit IntegrityError(const std::string& what, std::uint64_t position = 0)
+      : Error(what), position_(position) {}
+  [[nodiscard]] std::uint64_t position() const noexcept { return position_; }
+
+ private:
+  std::uint64_t position_;
 };
 
 }  // namespace annals

@@ -10,6 +10,7 @@
 // All types here are plain values: copyable, movable, and safe to use from any thread
 // as long as one object is not mutated concurrently.
 
+#include <array>
 #include <boost/uuid/uuid.hpp>
 #include <chrono>
 #include <concepts>
@@ -31,6 +32,12 @@ enum class PayloadFormat : std::uint8_t { json = 0, binary = 1 };
 [[nodiscard]] std::string_view to_string(PayloadFormat format) noexcept;
 // Parses "json" or "binary". Throws InvalidArgument naming the value otherwise.
 [[nodiscard]] PayloadFormat parse_payload_format(std::string_view text);
+
+// A SHA-256 digest.
+using EventHash = std::array<std::uint8_t, 32>;
+
+// Lowercase hex, 64 characters.
+[[nodiscard]] std::string to_hex(const EventHash& hash);
 
 struct EventMetadata {
   std::string tenant_id{};
@@ -62,6 +69,9 @@ struct RecordedEvent {
   EventMetadata metadata{};
   Timestamp recorded_at{};  // when the store committed it
   PayloadFormat payload_format = PayloadFormat::json;
+  // SHA-256 of the previous event's hash and this event's canonical encoding: the log's hash
+  // chain (docs/audit.md). All zero for an event that was never stored.
+  EventHash hash{};
 
   friend bool operator==(const RecordedEvent&, const RecordedEvent&) = default;
 };

@@ -11,10 +11,11 @@
 //
 // Only get_workflow_run_by_id() is cached, keyed by (tenant, app, run id); every other method is
 // the plain repository's. An entry is dropped when the projection commits a change to its run
-// (created, updated, deleted), and the whole cache when a rebuild replaces the tables. A read
-// that raced with such a change is not cached, so after a change is visible in the read tables
-// no later read returns the old row: with an inline projection that is as soon as save()
-// returns, with an async runner as soon as the runner committed the change.
+// (created, updated, deleted; also events an inline append caught up from other processes), and
+// the whole cache when a rebuild replaces the tables. A read that raced with such a change is not
+// cached. So once save() has returned (inline projection) or the runner's batch is done
+// (wait_until_caught_up() returned), no read returns the old row; in the microseconds between a
+// commit and that notification another thread may still get it from the cache.
 //
 // Thread-safety: safe to use from any number of threads; copies share one cache.
 

@@ -9,8 +9,10 @@
 //
 // Thread-safety: as EventStore. write_transaction() is serialized with appends (the same
 // writer, BEGIN IMMEDIATE); read_transaction() runs on a pooled read connection in one snapshot.
-// A callback must use only the session it is given: calling back into the same store from
-// inside write_transaction() or an AppendHook deadlocks.
+// A callback must use only the session it is given. Calling back into the same store from
+// inside a transaction callback or an AppendHook is not supported: on a file it may wait for
+// the lock the caller holds until the busy timeout (StoreError); on memory:, whose readers share
+// the writer's connection, a nested transaction fails with StoreError.
 
 #include <cstdint>
 #include <functional>
