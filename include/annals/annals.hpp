@@ -22,5 +22,8 @@
 #include "annals/repositories/repository_factory.hpp"
 #include "annals/repositories/workflow_run_repository.hpp"
 #include "annals/store/event_store.hpp"
+#include "annals/store/export.hpp"
+#include "annals/store/hash_chain.hpp"
+#include "annals/store/purge.hpp"
 #include "annals/store/sql.hpp"
 #include "annals/store/sql_event_store.hpp"

@@ -7,6 +7,7 @@
 
 #include "annals/events/error.hpp"
 #include "annals/projections/rebuild.hpp"
+#include "annals/store/purge.hpp"
 
 namespace annals {
 
@@ -53,6 +54,8 @@ class InlineProjections final : public AppendHook {
       while (cp.position + 1 < first) {
         auto missed = read_events(sql, cp.position + 1,
                                   std::min<std::uint64_t>(first - cp.position - 1, 1000));
+        // Past a purged gap the read can reach this append's own events: those come below.
+        std::erase_if(missed, [first](const RecordedEvent& e) { return e.position >= first; });
         if (missed.empty()) break;
         cp = apply_events(*projection, ctx, cp, missed);
         caught_up.insert(caught_up.end(), std::make_move_iterator(missed.begin()),
@@ -110,7 +113,9 @@ ProjectionCheckpoint apply_events(Projection& projection, ProjectionContext& ctx
   ProjectionCheckpoint next = checkpoint;
   const std::vector<std::string> types = projection.handled_types();
   for (const RecordedEvent& e : events) {
-    if (e.position != next.position + 1) {
+    if (e.position != next.position + 1 &&
+        (e.position <= next.position ||
+         !purged_range(ctx.sql(), next.position + 1, e.position - 1))) {
       throw IntegrityError("projection " + projection.name() + " at position " +
                            std::to_string(next.position) + " was given the event at position " +
                            std::to_string(e.position) + "; events must follow the checkpoint");

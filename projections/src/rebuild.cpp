@@ -13,6 +13,7 @@
 
 #include "annals/events/error.hpp"
 #include "annals/projections/checkpoint.hpp"
+#include "annals/store/purge.hpp"
 
 namespace annals {
 
@@ -74,7 +75,8 @@ std::size_t replay_batch(SqlSession& sql, Projection& projection,
   const std::vector<RecordedEvent> events = read_events(sql, position + 1, max_count);
   ProjectionContext shadow(sql, suffix);
   for (const RecordedEvent& e : events) {
-    if (e.position != position + 1) {
+    if (e.position != position + 1 &&
+        (e.position <= position || !purged_range(sql, position + 1, e.position - 1))) {
       throw IntegrityError("rebuild of " + projection.name() + " at position " +
                            std::to_string(position) + " read the event at position " +
                            std::to_string(e.position) + "; the log has a gap");
@@ -152,6 +154,9 @@ class Checksum {
           } else if constexpr (std::is_same_v<V, double>) {
             add_byte('F');
             add_u64(std::bit_cast<std::uint64_t>(x));
+          } else if constexpr (std::is_same_v<V, SqlBlob>) {
+            add_byte('B');
+            add_text(x.bytes);
           } else {
             add_byte('T');
             add_text(x);
@@ -180,13 +185,15 @@ int compare_values(const SqlValue& a, const SqlValue& b) {
   auto rank = [](const SqlValue& v) {
     if (std::holds_alternative<std::nullptr_t>(v)) return 0;
     if (std::holds_alternative<std::string>(v)) return 2;
+    if (std::holds_alternative<SqlBlob>(v)) return 3;
     return 1;
   };
   const int ra = rank(a), rb = rank(b);
   if (ra != rb) return ra < rb ? -1 : 1;
   if (ra == 0) return 0;
-  if (ra == 2) {
-    const int c = std::get<std::string>(a).compare(std::get<std::string>(b));
+  if (ra >= 2) {
+    const int c = ra == 2 ? std::get<std::string>(a).compare(std::get<std::string>(b))
+                          : std::get<SqlBlob>(a).bytes.compare(std::get<SqlBlob>(b).bytes);
     return c < 0 ? -1 : c > 0 ? 1 : 0;
   }
   if (std::holds_alternative<std::int64_t>(a) && std::holds_alternative<std::int64_t>(b)) {
@@ -209,6 +216,8 @@ std::string render_value(const SqlValue& v) {
           return "NULL";
         } else if constexpr (std::is_same_v<V, std::string>) {
           return x;
+        } else if constexpr (std::is_same_v<V, SqlBlob>) {
+          return x.bytes;
         } else {
           return std::to_string(x);
         }

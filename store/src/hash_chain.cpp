@@ -6,6 +6,8 @@
 
 #include <memory>
 
+#include "annals/store/purge.hpp"
+#include "annals/store/sql_event_store.hpp"
 #include "store_internal.hpp"
 
 namespace annals {
@@ -70,6 +72,7 @@ EventHash chain_hash(const EventHash& previous, const RecordedEvent& event) {
 LogVerification verify_log(const EventStore& store, std::size_t page_size) {
   if (page_size == 0) throw InvalidArgument("verify_log: page_size is 0");
   LogVerification v;
+  const auto* sql_store = dynamic_cast<const SqlEventStore*>(&store);
   for (;;) {
     std::vector<RecordedEvent> page;
     try {
@@ -81,11 +84,24 @@ LogVerification verify_log(const EventStore& store, std::size_t page_size) {
     }
     if (page.empty()) return v;
     for (const RecordedEvent& e : page) {
-      const std::uint64_t expected = v.head_position + 1;
+      std::uint64_t expected = v.head_position + 1;
+      if (e.position > expected && sql_store != nullptr) {
+        // A gap a purge recorded: the chain goes on from the removed events' own hashes.
+        std::vector<PurgedPosition> purged;
+        sql_store->read_transaction(
+            [&](SqlSession& sql) { purged = purged_positions(sql, expected, e.position - 1); });
+        for (const PurgedPosition& p : purged) {
+          if (p.position != expected) break;
+          v.head_hash = p.hash;
+          v.head_position = p.position;
+          ++v.purged;
+          ++expected;
+        }
+      }
       if (e.position != expected) {
         throw IntegrityError("verify: position " + std::to_string(expected) +
                                  " is missing (the next stored event is at position " +
-                                 std::to_string(e.position) + ")",
+                                 std::to_string(e.position) + ") and no purge recorded it",
                              expected);
       }
       const EventHash computed = chain_hash(v.head_hash, e);

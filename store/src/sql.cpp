@@ -6,7 +6,7 @@ namespace annals {
 
 namespace {
 [[noreturn]] void wrong_type(std::size_t column, const SqlValue& value, const char* wanted) {
-  static constexpr const char* kNames[] = {"NULL", "an integer", "a real", "text"};
+  static constexpr const char* kNames[] = {"NULL", "an integer", "a real", "text", "a blob"};
   throw StoreError("SQL result column " + std::to_string(column) + " is " + kNames[value.index()] +
                        ", expected " + wanted,
                    false);

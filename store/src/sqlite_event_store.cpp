@@ -11,6 +11,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -165,6 +166,17 @@ struct Prepared {
                 stmt.bind(index, v);
               } else {
                 stmt.bindNoCopy(index, v);  // params outlive this execution
+              }
+            } else if constexpr (std::is_same_v<V, SqlBlob>) {
+              if (v.bytes.size() > static_cast<std::size_t>(INT_MAX)) {
+                throw InvalidArgument("SQL blob parameter $" + std::to_string(i + 1) +
+                                      " is larger than SQLite binds: " + sql_excerpt(sql));
+              }
+              const int size = static_cast<int>(v.bytes.size());
+              if (copy_text) {
+                stmt.bind(index, v.bytes.data(), size);
+              } else {
+                stmt.bindNoCopy(index, v.bytes.data(), size);
               }
             } else {
               stmt.bind(index, v);

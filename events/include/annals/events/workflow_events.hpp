@@ -11,6 +11,7 @@
 
 #include <cereal/cereal.hpp>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -177,5 +178,11 @@ struct RunDeleted {
 // Every event a WorkflowRun stream may hold.
 using WorkflowRunEvent = std::variant<RunCreated, NodeStarted, NodeCompleted, NodeFailed,
                                       RunSucceeded, RunFailed, RunStopped, RunDeleted>;
+
+// The payload of a recorded workflow event as JSON text (decoded in whichever format it was
+// stored in, then encoded as JSON), or nullopt when the record is not a WorkflowRunEvent of a
+// schema version this build reads or its payload does not decode. Never throws annals errors.
+// Made for ExportOptions::payload_json, so an export shows binary payloads readably.
+[[nodiscard]] std::optional<std::string> workflow_payload_json(const RecordedEvent& event);
 
 }  // namespace annals

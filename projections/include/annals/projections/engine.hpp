@@ -21,8 +21,9 @@ namespace annals {
 
 // Applies `events` (positions checkpoint.position + 1 onwards, contiguous) to the projection
 // inside the caller's transaction and writes the advanced checkpoint there too; returns it.
-// Events of types the projection does not handle only advance the checkpoint. Throws
-// IntegrityError if the events do not follow the checkpoint; whatever apply() throws passes
+// Events of types the projection does not handle only advance the checkpoint. A gap in the
+// positions is stepped over only where a recorded purge removed them. Throws IntegrityError if
+// the events do not otherwise follow the checkpoint; whatever apply() throws passes
 // through (the caller's transaction then rolls back rows and checkpoint together).
 ProjectionCheckpoint apply_events(Projection& projection, ProjectionContext& ctx,
                                   const ProjectionCheckpoint& checkpoint,

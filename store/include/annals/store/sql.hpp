@@ -23,7 +23,14 @@
 
 namespace annals {
 
-using SqlValue = std::variant<std::nullptr_t, std::int64_t, double, std::string>;
+// Bytes bound as a BLOB (a std::string binds as TEXT). Results never hold one: SQLite BLOB
+// columns read back as std::string.
+struct SqlBlob {
+  std::string bytes{};
+  friend bool operator==(const SqlBlob&, const SqlBlob&) = default;
+};
+
+using SqlValue = std::variant<std::nullptr_t, std::int64_t, double, std::string, SqlBlob>;
 
 // One result row. Accessors throw StoreError naming the column when its type is not the one
 // asked for (NULL included, except through the optional_ accessors).

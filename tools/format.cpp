@@ -1,0 +1,252 @@
+#include "format.hpp"
+
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <iomanip>
+#include <ostream>
+
+namespace annals::cli {
+
+std::string store_uri(const Target& target) {
+  if (!target.db.empty() && !target.uri.empty()) {
+    throw InvalidArgument("give --db or --uri, not both");
+  }
+  if (!target.db.empty()) return "sqlite:" + target.db;
+  if (!target.uri.empty()) return target.uri;
+  throw InvalidArgument("no store given: pass --db PATH or --uri URI");
+}
+
+std::optional<std::filesystem::path> sqlite_file(std::string_view uri) {
+  constexpr std::string_view kScheme = "sqlite:";
+  if (!uri.starts_with(kScheme)) return std::nullopt;
+  std::string_view path = uri.substr(kScheme.size());
+  path = path.substr(0, path.find('?'));
+  return std::filesystem::path(std::string(path));
+}
+
+std::string existing_store_uri(const Target& target) {
+  std::string uri = store_uri(target);
+  if (const auto file = sqlite_file(uri); file && !file->empty()) {
+    std::error_code ec;
+    const auto status = std::filesystem::status(*file, ec);
+    if (!std::filesystem::exists(status)) {
+      throw StoreError("database '" + file->string() + "' does not exist", false);
+    }
+    if (!std::filesystem::is_regular_file(status)) {
+      throw StoreError("'" + file->string() + "' is not a database file", false);
+    }
+  }
+  return uri;
+}
+
+namespace {
+
+// Reads exactly `digits` decimal digits at text[pos...]; advances pos.
+int read_digits(std::string_view text, std::size_t& pos, std::size_t digits,
+                std::string_view what) {
+  int value = 0;
+  if (pos + digits > text.size()) {
+    throw InvalidArgument("time '" + std::string(text) + "': " + std::string(what) + " missing");
+  }
+  const auto [end, ec] = std::from_chars(text.data() + pos, text.data() + pos + digits, value);
+  if (ec != std::errc{} || end != text.data() + pos + digits) {
+    throw InvalidArgument("time '" + std::string(text) + "': bad " + std::string(what));
+  }
+  pos += digits;
+  return value;
+}
+
+void expect(std::string_view text, std::size_t& pos, char c) {
+  if (pos >= text.size() || text[pos] != c) {
+    throw InvalidArgument("time '" + std::string(text) + "': expected '" + std::string(1, c) +
+                          "' at offset " + std::to_string(pos) +
+                          " (format 2026-11-21T09:30:00[.123456]Z, or integer microseconds)");
+  }
+  ++pos;
+}
+
+}  // namespace
+
+Timestamp parse_time(std::string_view text) {
+  if (text.empty()) throw InvalidArgument("time is empty");
+  {
+    std::int64_t micros = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), micros);
+    if (ec == std::errc{} && end == text.data() + text.size()) return from_micros(micros);
+  }
+  std::size_t pos = 0;
+  const int year = read_digits(text, pos, 4, "year");
+  expect(text, pos, '-');
+  const int month = read_digits(text, pos, 2, "month");
+  expect(text, pos, '-');
+  const int day = read_digits(text, pos, 2, "day");
+  if (pos < text.size() && (text[pos] == 't' || text[pos] == ' ')) {
+    ++pos;
+  } else {
+    expect(text, pos, 'T');
+  }
+  const int hour = read_digits(text, pos, 2, "hour");
+  expect(text, pos, ':');
+  const int minute = read_digits(text, pos, 2, "minute");
+  expect(text, pos, ':');
+  const int second = read_digits(text, pos, 2, "second");
+  std::int64_t micros = 0;
+  if (pos < text.size() && text[pos] == '.') {
+    ++pos;
+    std::size_t digits = 0;
+    while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') {
+      if (digits == 6) {
+        throw InvalidArgument("time '" + std::string(text) +
+                              "': more than 6 fractional digits (microseconds)");
+      }
+      micros = micros * 10 + (text[pos] - '0');
+      ++pos;
+      ++digits;
+    }
+    if (digits == 0) throw InvalidArgument("time '" + std::string(text) + "': empty fraction");
+    for (; digits < 6; ++digits) micros *= 10;
+  }
+  std::int64_t offset_minutes = 0;
+  if (pos < text.size() && (text[pos] == 'Z' || text[pos] == 'z')) {
+    ++pos;
+  } else if (pos < text.size() && (text[pos] == '+' || text[pos] == '-')) {
+    const int sign = text[pos] == '-' ? -1 : 1;
+    ++pos;
+    const int oh = read_digits(text, pos, 2, "offset hours");
+    expect(text, pos, ':');
+    const int om = read_digits(text, pos, 2, "offset minutes");
+    if (oh > 23 || om > 59) throw InvalidArgument("time '" + std::string(text) + "': bad offset");
+    offset_minutes = sign * (oh * 60 + om);
+  } else {
+    throw InvalidArgument("time '" + std::string(text) +
+                          "': needs a time zone, Z or +HH:MM (times are UTC)");
+  }
+  if (pos != text.size()) {
+    throw InvalidArgument("time '" + std::string(text) + "': unexpected text after the time");
+  }
+  const std::chrono::year_month_day ymd{std::chrono::year{year},
+                                        std::chrono::month{static_cast<unsigned>(month)},
+                                        std::chrono::day{static_cast<unsigned>(day)}};
+  if (!ymd.ok() || hour > 23 || minute > 59 || second > 59) {
+    throw InvalidArgument("time '" + std::string(text) + "': not a valid date and time");
+  }
+  const auto date = std::chrono::sys_days{ymd};
+  const Timestamp t = std::chrono::time_point_cast<std::chrono::microseconds>(date) +
+                      std::chrono::hours{hour} + std::chrono::minutes{minute} +
+                      std::chrono::seconds{second} + std::chrono::microseconds{micros} -
+                      std::chrono::minutes{offset_minutes};
+  return t;
+}
+
+nlohmann::ordered_json optional_time(const std::optional<Timestamp>& t) {
+  return t ? nlohmann::ordered_json(format_timestamp(*t)) : nlohmann::ordered_json(nullptr);
+}
+
+namespace {
+
+nlohmann::ordered_json optional_text(const std::optional<std::string>& s) {
+  return s ? nlohmann::ordered_json(*s) : nlohmann::ordered_json(nullptr);
+}
+
+}  // namespace
+
+nlohmann::ordered_json to_json(const WorkflowRunView& run) {
+  return nlohmann::ordered_json{{"id", run.id},
+                                {"tenant_id", run.tenant_id},
+                                {"app_id", run.app_id},
+                                {"workflow_id", run.workflow_id},
+                                {"triggered_from", run.triggered_from},
+                                {"status", run.status},
+                                {"inputs", run.inputs},
+                                {"outputs", optional_text(run.outputs)},
+                                {"error", optional_text(run.error)},
+                                {"elapsed_time", run.elapsed_time},
+                                {"total_tokens", run.total_tokens},
+                                {"total_steps", run.total_steps},
+                                {"created_by", run.created_by},
+                                {"created_at", format_timestamp(run.created_at)},
+                                {"finished_at", optional_time(run.finished_at)},
+                                {"version", run.version}};
+}
+
+nlohmann::ordered_json to_json(const InfiniteScrollPagination<WorkflowRunView>& page) {
+  nlohmann::ordered_json data = nlohmann::ordered_json::array();
+  for (const WorkflowRunView& run : page.data) data.push_back(to_json(run));
+  return nlohmann::ordered_json{
+      {"data", std::move(data)}, {"limit", page.limit}, {"has_more", page.has_more}};
+}
+
+nlohmann::ordered_json to_json(const WorkflowRunState& s) {
+  nlohmann::ordered_json nodes = nlohmann::ordered_json::array();
+  for (const NodeExecution& n : s.node_executions) {
+    nodes.push_back(nlohmann::ordered_json{{"id", n.id},
+                                           {"index", n.index},
+                                           {"node_id", n.node_id},
+                                           {"node_type", n.node_type},
+                                           {"title", n.title},
+                                           {"predecessor_node_id", n.predecessor_node_id},
+                                           {"status", std::string(to_string(n.status))},
+                                           {"inputs", n.inputs},
+                                           {"outputs", n.outputs},
+                                           {"error", n.error},
+                                           {"elapsed_time", n.elapsed_time},
+                                           {"total_tokens", n.total_tokens},
+                                           {"started_at", format_timestamp(n.started_at)},
+                                           {"finished_at", optional_time(n.finished_at)}});
+  }
+  return nlohmann::ordered_json{{"run_id", s.run_id},
+                                {"tenant_id", s.tenant_id},
+                                {"app_id", s.app_id},
+                                {"workflow_id", s.workflow_id},
+                                {"triggered_from", s.triggered_from},
+                                {"created_by", s.created_by},
+                                {"status", std::string(to_string(s.status))},
+                                {"deleted", s.deleted},
+                                {"inputs", s.inputs},
+                                {"outputs", s.outputs},
+                                {"error", s.error},
+                                {"elapsed_time", s.elapsed_time},
+                                {"total_tokens", s.total_tokens},
+                                {"total_steps", s.total_steps},
+                                {"created_at", format_timestamp(s.created_at)},
+                                {"finished_at", optional_time(s.finished_at)},
+                                {"node_executions", std::move(nodes)}};
+}
+
+void print_runs_table(std::ostream& out, const std::vector<WorkflowRunView>& runs) {
+  const auto flags = out.flags();
+  out << std::left << std::setw(18) << "RUN" << std::setw(11) << "STATUS" << std::setw(20)
+      << "WORKFLOW" << std::setw(10) << "BY" << std::right << std::setw(6) << "STEPS"
+      << std::setw(8) << "TOKENS" << std::setw(9) << "ELAPSED"
+      << "  " << std::left << "CREATED"
+      << "\n";
+  for (const WorkflowRunView& r : runs) {
+    char elapsed[32];
+    std::snprintf(elapsed, sizeof elapsed, "%.1fs", r.elapsed_time);
+    out << std::left << std::setw(18) << r.id << std::setw(11) << r.status << std::setw(20)
+        << r.workflow_id << std::setw(10) << r.created_by << std::right << std::setw(6)
+        << r.total_steps << std::setw(8) << r.total_tokens << std::setw(9) << elapsed << "  "
+        << std::left << format_timestamp(r.created_at) << "\n";
+  }
+  out.flags(flags);
+}
+
+std::string human_bytes(std::uintmax_t bytes) {
+  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double value = static_cast<double>(bytes);
+  std::size_t unit = 0;
+  while (value >= 1024 && unit + 1 < std::size(kUnits)) {
+    value /= 1024;
+    ++unit;
+  }
+  char buffer[32];
+  if (unit == 0) {
+    std::snprintf(buffer, sizeof buffer, "%ju B", bytes);
+  } else {
+    std::snprintf(buffer, sizeof buffer, "%.1f %s", value, kUnits[unit]);
+  }
+  return buffer;
+}
+
+}  // namespace annals::cli
