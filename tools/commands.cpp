@@ -170,7 +170,8 @@ void write_checkpoint_file(const std::string& path, const json& content) {
   if (f == nullptr) {
     throw StoreError("cannot create the checkpoint file '" + path + "'", false);
   }
-  const std::string text = content.dump() + "\n";
+  const std::string text =
+      content.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size() &&
                   std::fflush(f) == 0 && fsync(fileno(f)) == 0;
   const bool closed = std::fclose(f) == 0;
@@ -229,11 +230,22 @@ json check_checkpoint(const EventStore& store, const LogVerification& log, const
     if (hash != to_hex(EventHash{})) checkpoint_failed(path, "position 0 with a non-zero hash");
   } else {
     const std::vector<RecordedEvent> at = store.read_all(position, 1);
-    if (at.empty() || at.front().position != position) {
-      checkpoint_failed(path, "position " + std::to_string(position) + " is no longer in the log",
-                        position);
+    std::string now;
+    if (!at.empty() && at.front().position == position) {
+      now = to_hex(at.front().hash);
+    } else {
+      // A purge since the checkpoint may have removed it; its record keeps the hash.
+      std::vector<PurgedPosition> purged;
+      if (const auto* sql_store = dynamic_cast<const SqlEventStore*>(&store)) {
+        sql_store->read_transaction(
+            [&](SqlSession& sql) { purged = purged_positions(sql, position, position); });
+      }
+      if (purged.empty()) {
+        checkpoint_failed(path, "position " + std::to_string(position) + " is no longer in the log",
+                          position);
+      }
+      now = to_hex(purged.front().hash);
     }
-    const std::string now = to_hex(at.front().hash);
     if (now != hash) {
       checkpoint_failed(path,
                         "the event at position " + std::to_string(position) + " has hash " + now +
@@ -334,7 +346,7 @@ int stats(const Target& target, std::ostream& out, std::ostream&) {
       j["file_size"] = file_size;
       j["wal_size"] = wal_size;
     }
-    out << j.dump() << "\n";
+    out << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return kExitOk;
   }
   out << "store          " << uri << "\n"
@@ -375,7 +387,7 @@ int runs(const RunsArgs& args, std::ostream& out, std::ostream&) {
   const auto page = factory.create_workflow_run_repository().get_paginated_workflow_runs(
       args.tenant, args.app, args.triggered_from, args.limit, args.last_id);
   if (args.target.json) {
-    out << to_json(page).dump() << "\n";
+    out << to_json(page).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return kExitOk;
   }
   if (page.data.empty()) {
@@ -430,7 +442,7 @@ int rebuild(const RebuildArgs& args, std::ostream& out, std::ostream& err) {
                 {"swapped", report.swapped},
                 {"duration_ms", report.duration.count()},
                 {"tables", std::move(tables)}}
-               .dump()
+               .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
         << "\n";
     return kExitOk;
   }
@@ -499,7 +511,7 @@ int replay(const ReplayArgs& args, std::ostream& out, std::ostream&) {
       for (const RecordedEvent& e : history) events.push_back(event_summary(e));
       j["events"] = std::move(events);
     }
-    out << j.dump() << "\n";
+    out << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return kExitOk;
   }
   out << stream << " " << point << ": version " << last.version << " of " << total
@@ -529,7 +541,7 @@ int verify(const VerifyArgs& args, std::ostream& out, std::ostream& err) {
       result["ok"] = false;
       result["position"] = e.position();
       result["error"] = e.what();
-      out << result.dump() << "\n";
+      out << result.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     }
     err << "annals verify: FAILED";
     if (e.position() != 0) err << " at position " << e.position();
@@ -544,11 +556,16 @@ int verify(const VerifyArgs& args, std::ostream& out, std::ostream& err) {
     return fail(e);
   }
   result["events"] = log.events;
+  result["purged_events"] = log.purged;
   result["head_position"] = log.head_position;
   result["head_hash"] = to_hex(log.head_hash);
   if (!args.target.json) {
     out << "hash chain verified: " << log.events << " events, head position " << log.head_position
         << "\nhead hash " << to_hex(log.head_hash) << "\n";
+    if (log.purged != 0) {
+      out << "stepped over " << log.purged
+          << " purged events, each recorded with its hash by a purge (annals_purges)\n";
+    }
   }
 
   try {
@@ -598,7 +615,8 @@ int verify(const VerifyArgs& args, std::ostream& out, std::ostream& err) {
     return fail(e);
   }
   result["ok"] = true;
-  if (args.target.json) out << result.dump() << "\n";
+  if (args.target.json)
+    out << result.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   return kExitOk;
 }
 
@@ -635,7 +653,7 @@ int export_events(const ExportArgs& args, std::ostream& out, std::ostream&) {
                 {"from_position", args.from},
                 {"last_position", result.last_position},
                 {"last_hash", to_hex(result.last_hash)}}
-               .dump()
+               .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
         << "\n";
   } else {
     out << "exported " << result.events << " events (positions " << args.from << ".."
@@ -679,7 +697,7 @@ int import_events(const ImportArgs& args, std::ostream& out, std::ostream&) {
                 {"events", result.events},
                 {"head_position", result.head_position},
                 {"head_hash", to_hex(result.head_hash)}}
-               .dump()
+               .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
         << "\n";
   } else {
     out << "imported " << result.events << " events into " << uri << "; head position "
@@ -714,7 +732,7 @@ int purge(const PurgeArgs& args, std::ostream& out, std::ostream&) {
                 {"stream_ids", r.stream_ids},
                 {"held_back", r.held_back},
                 {"purged_at", format_timestamp(r.purged_at)}}
-               .dump()
+               .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
         << "\n";
     return kExitOk;
   }

@@ -498,10 +498,19 @@ void remove_runs(SqlSession& sql, const PurgeOptions& options, PurgeResult& r, c
 std::vector<PurgedPosition> purged_positions(SqlSession& sql, std::uint64_t first,
                                              std::uint64_t last) {
   std::vector<PurgedPosition> out;
-  if (first > last || !table_exists(sql, "annals_purged_events")) return out;
-  for (const SqlRow& row : sql.query("SELECT position, hash, purge_id FROM annals_purged_events"
-                                     " WHERE position >= $1 AND position <= $2 ORDER BY position",
-                                     {sql_int(first), sql_int(last)})) {
+  if (first > last || !table_exists(sql, "annals_purged_events") ||
+      !table_exists(sql, "annals_purges")) {
+    return out;
+  }
+  // A removal counts only inside the purge that recorded it: its record must exist, and the
+  // position must lie within that purge's span. A row added on its own hides nothing.
+  for (const SqlRow& row :
+       sql.query("SELECT e.position, e.hash, e.purge_id FROM annals_purged_events e"
+                 " JOIN annals_purges p ON p.id = e.purge_id"
+                 " WHERE e.position >= $1 AND e.position <= $2"
+                 " AND e.position >= p.first_position AND e.position <= p.last_position"
+                 " ORDER BY e.position",
+                 {sql_int(first), sql_int(last)})) {
     const auto position = static_cast<std::uint64_t>(row.integer(0));
     out.push_back(PurgedPosition{position, hash_from(row.text(1), position, "annals_purged_events"),
                                  static_cast<std::uint64_t>(row.integer(2))});
@@ -672,6 +681,19 @@ PurgeArchiveVerification verify_purge_archive(const SqlEventStore& store,
     }
   });
   return v;
+}
+
+void check_purge_records(SqlSession& sql) {
+  if (!table_exists(sql, "annals_purged_events") || !table_exists(sql, "annals_purges")) return;
+  for (const SqlRow& row :
+       sql.query("SELECT p.id, p.events, count(e.position), min(e.position) FROM annals_purges p"
+                 " LEFT JOIN annals_purged_events e ON e.purge_id = p.id"
+                 " GROUP BY p.id HAVING count(e.position) <> p.events ORDER BY p.id")) {
+    throw IntegrityError("purge " + std::to_string(row.integer(0)) + " records " +
+                             std::to_string(row.integer(1)) + " removed events but lists " +
+                             std::to_string(row.integer(2)) + ": its record was altered",
+                         row.is_null(3) ? 0 : static_cast<std::uint64_t>(row.integer(3)));
+  }
 }
 
 bool purged_range(SqlSession& sql, std::uint64_t first, std::uint64_t last) {

@@ -274,6 +274,17 @@ sed '1s/"acme"/"acmf"/' "$WORK/p.jsonl" >"$WORK/p-edited.jsonl"
 run "an edited archive fails" 1 verify --db "$WORK/purge.db" --archive "$WORK/p-edited.jsonl"
 run "purge with an existing archive is refused" 2 purge --db "$WORK/purge.db" --tenant acme --before 2026-11-08T00:00:00Z --archive "$WORK/p.jsonl"
 run "purge with a bad date is bad usage" 2 purge --db "$WORK/purge.db" --tenant acme --before soon --archive "$WORK/p9.jsonl"
+# A checkpoint taken before a purge still holds when the purge removed its position.
+cp "$DB" "$WORK/purge2.db"
+HEAD2=$("$ANNALS" stats --db "$WORK/purge2.db" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["head_position"])' 2>/dev/null || echo "")
+run "a checkpoint before the purge" 0 verify --db "$WORK/purge2.db" --checkpoint "$WORK/cp-purge.json"
+run "demo adds newer runs" 0 demo --db "$WORK/purge2.db" --runs 20
+run "purge everything of every tenant before 2100 (the head run is held back)" 0 purge --db "$WORK/purge2.db" --tenant acme --before 2100-01-01T00:00:00Z --archive "$WORK/p2.jsonl"
+run "purge the other tenants too" 0 purge --db "$WORK/purge2.db" --tenant globex --before 2100-01-01T00:00:00Z --archive "$WORK/p3.jsonl"
+run "purge initech" 0 purge --db "$WORK/purge2.db" --tenant initech --before 2100-01-01T00:00:00Z --archive "$WORK/p4.jsonl"
+run "purge umbrella" 0 purge --db "$WORK/purge2.db" --tenant umbrella --before 2100-01-01T00:00:00Z --archive "$WORK/p5.jsonl"
+run "the checkpoint still holds over purged positions (head was $HEAD2)" 0 verify --db "$WORK/purge2.db" --checkpoint "$WORK/cp-purge.json"
+expect_in "$WORK/out" "purged events" "verify says it stepped over purged events"
 
 echo "== tampering"
 if [ "$have_python" -eq 0 ]; then
@@ -288,6 +299,11 @@ else
   run "verify --json reports the edited position" 1 verify --db "$WORK/t1.db" --json
   if [ "$(json_field "$WORK/out" position)" = "7" ]; then pass "verify --json position is 7"; else fail "verify --json position is '$(json_field "$WORK/out" position)'"; fi
   run "the signed checkpoint fails after tampering" 1 verify --db "$WORK/t1.db" --checkpoint "$WORK/cp.json" --key-file "$WORK/key"
+  # a stream id that is not UTF-8: --json must still report it as a verification failure
+  cp "$DB" "$WORK/t5.db"
+  sql "$WORK/t5.db" "DROP TRIGGER annals_events_no_update" \
+    "UPDATE annals_events SET stream_id = CAST(X'5772ff' AS TEXT) WHERE position = 30"
+  run "verify --json on a non-UTF-8 tampered row exits 1" 1 verify --db "$WORK/t5.db" --json
 
   # delete a row
   cp "$DB" "$WORK/t2.db"

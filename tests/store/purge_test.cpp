@@ -3,6 +3,8 @@
 
 #include "annals/store/purge.hpp"
 
+#include <SQLiteCpp/SQLiteCpp.h>
+
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
@@ -528,4 +530,34 @@ TEMPLATE_TEST_CASE("a forged purge record does not hide an edited hash", "[store
   });
   CHECK(broken_at(*store) != 0);
   CHECK(archive_broken_at(*store, dir.file("a")) == r.first_position);
+}
+
+TEST_CASE("a removal recorded outside any purge hides nothing", "[store][purge][tamper]") {
+  annals::test::TempDir dir;
+  const std::string path = dir.file("events.db");
+  auto store = open_sql_event_store("sqlite:" + path);
+  store->append("s", ExpectedVersion::any(), annals::test::make_events(5));
+  {
+    SQLite::Database db(path, SQLite::OPEN_READWRITE);
+    db.exec(
+        "CREATE TABLE annals_purges (id INTEGER PRIMARY KEY, purged_at INTEGER, tenant_id TEXT,"
+        " purged_before INTEGER, events INTEGER, streams INTEGER, first_position INTEGER,"
+        " last_position INTEGER, archive_path TEXT, archive_sha256 TEXT, manifest_sha256 TEXT);"
+        "CREATE TABLE annals_purged_events (position INTEGER PRIMARY KEY, hash BLOB, purge_id"
+        " INTEGER);"
+        "INSERT INTO annals_purged_events SELECT position, hash, 99 FROM annals_events"
+        " WHERE position = 3;"
+        "DROP TRIGGER annals_events_no_delete; DELETE FROM annals_events WHERE position = 3;");
+  }
+  try {
+    (void)verify_log(*store);
+    FAIL("verify passed over a forged removal");
+  } catch (const IntegrityError& e) {
+    CHECK(e.position() == 3);
+  }
+  {
+    SQLite::Database db(path, SQLite::OPEN_READWRITE);  // a purge record that lies about its size
+    db.exec("INSERT INTO annals_purges VALUES (99, 0, 't', 0, 2, 1, 3, 3, 'a', 'x', 'y')");
+  }
+  CHECK_THROWS_AS(verify_log(*store), IntegrityError);
 }

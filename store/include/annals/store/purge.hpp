@@ -119,6 +119,10 @@ struct PurgedPosition {
 [[nodiscard]] std::vector<PurgedPosition> purged_positions(SqlSession& sql, std::uint64_t first,
                                                            std::uint64_t last);
 
+// IntegrityError if a purge record lists another number of removed events than it says it
+// removed (a record altered after the fact). verify_log calls it first.
+void check_purge_records(SqlSession& sql);
+
 // True if every position from first to last (inclusive) was removed by a recorded purge: a gap
 // a reader walking the log may step over. True for an empty range (first > last).
 [[nodiscard]] bool purged_range(SqlSession& sql, std::uint64_t first, std::uint64_t last);
