@@ -62,7 +62,19 @@ class InlineProjections final : public AppendHook {
                          std::make_move_iterator(missed.end()));
       }
       cp = apply_events(*projection, ctx, cp, appended);
+      if (!caught_up.empty()) projection->committing(caught_up);
+      projection->committing(appended);
       remember_caught_up(projection.get(), first, std::move(caught_up));
+    }
+  }
+
+  void on_rollback(const std::vector<RecordedEvent>& appended) noexcept override {
+    const std::uint64_t first = appended.empty() ? 0 : appended.front().position;
+    for (const auto& projection : projections_) {
+      if (auto missed = take_caught_up(projection.get(), first); !missed.empty()) {
+        projection->rolled_back(missed);
+      }
+      projection->rolled_back(appended);
     }
   }
 
@@ -166,13 +178,23 @@ std::uint64_t catch_up(SqlEventStore& store, Projection& projection, std::size_t
   std::uint64_t applied = 0;
   for (;;) {
     std::vector<RecordedEvent> batch;
-    store.write_transaction([&](SqlSession& sql) {
-      ProjectionCheckpoint cp = current_checkpoint(sql, projection);
-      require_version(cp, projection);
-      batch = read_events(sql, cp.position + 1, batch_size);
-      ProjectionContext ctx(sql);
-      apply_events(projection, ctx, cp, batch);
-    });
+    bool marked = false;
+    try {
+      store.write_transaction([&](SqlSession& sql) {
+        ProjectionCheckpoint cp = current_checkpoint(sql, projection);
+        require_version(cp, projection);
+        batch = read_events(sql, cp.position + 1, batch_size);
+        ProjectionContext ctx(sql);
+        apply_events(projection, ctx, cp, batch);
+        if (!batch.empty()) {
+          marked = true;
+          projection.committing(batch);
+        }
+      });
+    } catch (...) {
+      if (marked) projection.rolled_back(batch);
+      throw;
+    }
     if (batch.empty()) return applied;
     applied += batch.size();
     projection.committed(batch);

@@ -314,18 +314,28 @@ class ProjectionRunner::Core : public std::enable_shared_from_this<Core> {
     std::vector<RecordedEvent> batch;
     ProjectionCheckpoint cp;
     std::uint64_t head = 0;
-    store_->write_transaction([&](SqlSession& sql) {
-      if (auto existing = read_checkpoint(sql, name_)) {
-        cp = *existing;
-      } else {
-        cp = ProjectionCheckpoint{name_, projection_->version(), 0, 0, {}};
-      }
-      require_version(cp);
-      head = head_position(sql);
-      batch = read_events(sql, cp.position + 1, batch_size_);
-      ProjectionContext ctx(sql);
-      cp = apply_events(*projection_, ctx, cp, batch);
-    });
+    bool marked = false;  // committing() ran: committed() or rolled_back() must follow
+    try {
+      store_->write_transaction([&](SqlSession& sql) {
+        if (auto existing = read_checkpoint(sql, name_)) {
+          cp = *existing;
+        } else {
+          cp = ProjectionCheckpoint{name_, projection_->version(), 0, 0, {}};
+        }
+        require_version(cp);
+        head = head_position(sql);
+        batch = read_events(sql, cp.position + 1, batch_size_);
+        ProjectionContext ctx(sql);
+        cp = apply_events(*projection_, ctx, cp, batch);
+        if (!batch.empty()) {
+          marked = true;
+          projection_->committing(batch);
+        }
+      });
+    } catch (...) {
+      if (marked) projection_->rolled_back(batch);
+      throw;
+    }
     // Before waiters learn of the new checkpoint, so that caches it invalidates are fresh then.
     if (!batch.empty()) projection_->committed(batch);
     {

@@ -264,13 +264,14 @@ std::vector<std::string> WorkflowProjection::touched_runs(
   return out;
 }
 
-void WorkflowProjection::committed(const std::vector<RecordedEvent>& events) noexcept {
+void WorkflowProjection::notify_runs(const std::map<std::uint64_t, RunsChangedListener>& which,
+                                     const std::vector<RecordedEvent>& events) noexcept {
   try {
     std::vector<RunsChangedListener> listeners;
     {
       std::lock_guard lock(listeners_mutex_);
-      if (runs_changed_.empty()) return;
-      for (const auto& [id, fn] : runs_changed_) listeners.push_back(fn);
+      if (which.empty()) return;
+      for (const auto& [id, fn] : which) listeners.push_back(fn);
     }
     const std::vector<std::string> run_ids = touched_runs(events);
     if (run_ids.empty()) return;
@@ -282,6 +283,18 @@ void WorkflowProjection::committed(const std::vector<RecordedEvent>& events) noe
     }
   } catch (...) {  // out of memory while copying: nothing sensible left to do
   }
+}
+
+void WorkflowProjection::committing(const std::vector<RecordedEvent>& events) noexcept {
+  notify_runs(runs_changing_, events);
+}
+
+void WorkflowProjection::committed(const std::vector<RecordedEvent>& events) noexcept {
+  notify_runs(runs_changed_, events);
+}
+
+void WorkflowProjection::rolled_back(const std::vector<RecordedEvent>& events) noexcept {
+  notify_runs(runs_abandoned_, events);
 }
 
 void WorkflowProjection::reset() noexcept {
@@ -308,6 +321,20 @@ std::uint64_t WorkflowProjection::on_runs_changed(RunsChangedListener fn) {
   return last_listener_id_;
 }
 
+std::uint64_t WorkflowProjection::on_runs_changing(RunsChangedListener fn) {
+  if (!fn) throw InvalidArgument("WorkflowProjection::on_runs_changing: the listener is empty");
+  std::lock_guard lock(listeners_mutex_);
+  runs_changing_.emplace(++last_listener_id_, std::move(fn));
+  return last_listener_id_;
+}
+
+std::uint64_t WorkflowProjection::on_runs_abandoned(RunsChangedListener fn) {
+  if (!fn) throw InvalidArgument("WorkflowProjection::on_runs_abandoned: the listener is empty");
+  std::lock_guard lock(listeners_mutex_);
+  runs_abandoned_.emplace(++last_listener_id_, std::move(fn));
+  return last_listener_id_;
+}
+
 std::uint64_t WorkflowProjection::on_reset(ResetListener fn) {
   if (!fn) throw InvalidArgument("WorkflowProjection::on_reset: the listener is empty");
   std::lock_guard lock(listeners_mutex_);
@@ -318,6 +345,8 @@ std::uint64_t WorkflowProjection::on_reset(ResetListener fn) {
 void WorkflowProjection::remove_listener(std::uint64_t id) noexcept {
   std::lock_guard lock(listeners_mutex_);
   runs_changed_.erase(id);
+  runs_changing_.erase(id);
+  runs_abandoned_.erase(id);
   resets_.erase(id);
 }
 

@@ -16,12 +16,32 @@ struct CachedWorkflowRunRepository::State {
       : projection(std::move(p)), capacity(cap) {}
 
   ~State() {
-    projection->remove_listener(runs_listener);
-    projection->remove_listener(reset_listener);
+    for (std::uint64_t id :
+         {runs_listener, changing_listener, abandoned_listener, reset_listener}) {
+      projection->remove_listener(id);
+    }
   }
 
-  void invalidate(const std::vector<std::string>& run_ids) {
+  // A transaction touching these runs is about to commit: stop serving and caching them.
+  void begin_change(const std::vector<std::string>& run_ids) {
     std::lock_guard lock(mutex);
+    for (const std::string& id : run_ids) ++in_flight[id];
+    drop(run_ids);
+  }
+
+  // It committed (changed = true) or rolled back: serve them again, from fresh rows.
+  void end_change(const std::vector<std::string>& run_ids, bool changed) {
+    std::lock_guard lock(mutex);
+    for (const std::string& id : run_ids) {
+      if (auto it = in_flight.find(id); it != in_flight.end() && --it->second == 0) {
+        in_flight.erase(it);
+      }
+    }
+    if (changed) drop(run_ids);
+  }
+
+  // REQUIRES: mutex held.
+  void drop(const std::vector<std::string>& run_ids) {
     ++generation;
     for (const std::string& id : run_ids) {
       if (auto it = entries.find(id); it != entries.end()) {
@@ -42,7 +62,8 @@ struct CachedWorkflowRunRepository::State {
 
   std::shared_ptr<WorkflowProjection> projection;
   const std::size_t capacity;
-  std::uint64_t runs_listener = 0, reset_listener = 0;
+  std::uint64_t runs_listener = 0, changing_listener = 0, abandoned_listener = 0,
+                reset_listener = 0;
 
   mutable std::mutex mutex;  // guards everything below
   // Entries are keyed by run id (a run has one tenant and app); a lookup naming another tenant
@@ -50,6 +71,9 @@ struct CachedWorkflowRunRepository::State {
   std::unordered_map<std::string, Entry> entries;
   std::list<std::string> order;  // most recently used first
   std::uint64_t generation = 0;  // bumped by every invalidation
+  // Runs a transaction is changing right now (count of such transactions): never served from
+  // or put in the cache until it has committed or rolled back.
+  std::unordered_map<std::string, int> in_flight;
   CacheStats stats;
 };
 
@@ -61,9 +85,17 @@ CachedWorkflowRunRepository::CachedWorkflowRunRepository(
   if (capacity == 0) throw InvalidArgument("CachedWorkflowRunRepository: capacity is 0");
   state_ = std::make_shared<State>(std::move(projection), capacity);
   std::weak_ptr<State> weak = state_;
+  state_->changing_listener =
+      state_->projection->on_runs_changing([weak](const std::vector<std::string>& run_ids) {
+        if (auto state = weak.lock()) state->begin_change(run_ids);
+      });
   state_->runs_listener =
       state_->projection->on_runs_changed([weak](const std::vector<std::string>& run_ids) {
-        if (auto state = weak.lock()) state->invalidate(run_ids);
+        if (auto state = weak.lock()) state->end_change(run_ids, true);
+      });
+  state_->abandoned_listener =
+      state_->projection->on_runs_abandoned([weak](const std::vector<std::string>& run_ids) {
+        if (auto state = weak.lock()) state->end_change(run_ids, false);
       });
   state_->reset_listener = state_->projection->on_reset([weak] {
     if (auto state = weak.lock()) state->invalidate_all();
@@ -73,15 +105,19 @@ CachedWorkflowRunRepository::CachedWorkflowRunRepository(
 std::optional<WorkflowRunView> CachedWorkflowRunRepository::get_workflow_run_by_id(
     std::string_view tenant_id, std::string_view app_id, std::string_view run_id) const {
   State& s = *state_;
+  const std::string key(run_id);
   std::uint64_t generation = 0;
   {
     std::lock_guard lock(s.mutex);
-    if (auto it = s.entries.find(std::string(run_id)); it != s.entries.end()) {
-      const WorkflowRunView& view = it->second.view;
-      if (view.tenant_id == tenant_id && view.app_id == app_id) {
-        s.order.splice(s.order.begin(), s.order, it->second.lru);
-        ++s.stats.hits;
-        return view;
+    // A run being changed right now is read from the table, never from the cache.
+    if (!s.in_flight.contains(key)) {
+      if (auto it = s.entries.find(key); it != s.entries.end()) {
+        const WorkflowRunView& view = it->second.view;
+        if (view.tenant_id == tenant_id && view.app_id == app_id) {
+          s.order.splice(s.order.begin(), s.order, it->second.lru);
+          ++s.stats.hits;
+          return view;
+        }
       }
     }
     ++s.stats.misses;
@@ -92,9 +128,11 @@ std::optional<WorkflowRunView> CachedWorkflowRunRepository::get_workflow_run_by_
   if (!found) return found;
 
   std::lock_guard lock(s.mutex);
-  // A change committed while we read may have been invalidated already; caching what we read
-  // could then resurrect the old row.
-  if (s.generation != generation || s.entries.contains(found->id)) return found;
+  // A change that began or ended while we read may make what we read old: cache nothing then.
+  if (s.generation != generation || s.in_flight.contains(found->id) ||
+      s.entries.contains(found->id)) {
+    return found;
+  }
   s.order.push_front(found->id);
   s.entries.emplace(found->id, State::Entry{*found, s.order.begin()});
   if (s.entries.size() > s.capacity) {

@@ -426,6 +426,7 @@ class SqliteEventStore final : public SqlEventStore {
       hooks = hooks_;
       const std::string* current_stream = &batch.front().stream_id;
       const NewEvent* current_event = nullptr;
+      bool hooks_entered = false;  // on_append may have run: hooks hear of a rollback
       try {
         SQLite::Transaction tx(writer_->db, SQLite::TransactionBehavior::IMMEDIATE);
         // The clock is read under the file lock and never runs backwards along the log, so
@@ -473,9 +474,13 @@ class SqliteEventStore final : public SqlEventStore {
         }
         result.last_position = position;
         current_event = nullptr;
+        hooks_entered = true;
         for (const auto& hook : hooks) hook->on_append(writer_->session, appended);
         tx.commit();
       } catch (const SQLite::Exception& e) {
+        if (hooks_entered) {
+          for (const auto& hook : hooks) hook->on_rollback(appended);
+        }
         if (e.getExtendedErrorCode() == SQLITE_CONSTRAINT_UNIQUE && current_event != nullptr) {
           if (std::string_view(e.what()).find("event_id") != std::string_view::npos) {
             throw_duplicate_event_id(*current_stream, current_event->event_id);
@@ -485,6 +490,11 @@ class SqliteEventStore final : public SqlEventStore {
                                  ": another writer appended the same version (" + e.what() + ")");
         }
         throw_store_error("append to " + *current_stream + " in " + context_, e);
+      } catch (...) {
+        if (hooks_entered) {
+          for (const auto& hook : hooks) hook->on_rollback(appended);
+        }
+        throw;
       }
     }
     for (const auto& hook : hooks) hook->on_commit(appended);

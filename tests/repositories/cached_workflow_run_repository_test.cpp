@@ -3,6 +3,8 @@
 #include "annals/repositories/cached_workflow_run_repository.hpp"
 
 #include <catch2/catch.hpp>
+#include <future>
+#include <thread>
 
 #include "annals/repositories/repository_factory.hpp"
 #include "support/temp_dir.hpp"
@@ -132,5 +134,41 @@ TEST_CASE("the cache hears of runs an inline append caught up from another proce
   // ...and the next save here applies it inline: the cached row must go.
   WorkflowRun other = WorkflowRun::create(created("r-2"));
   runs.save(other);
+  CHECK(cached.get_workflow_run_by_id("t-1", "app-1", "r-1")->status == "succeeded");
+}
+
+TEST_CASE("between the commit and the cache's notification no thread reads the old row",
+          "[repositories][cache][concurrency]") {
+  RepositoryFactory factory("memory:");
+  auto runs = factory.create_workflow_run_aggregate_repository();
+  // A slow listener that runs before the cache's, holding the committing thread in the window
+  // after the commit and before the cache hears of it.
+  std::atomic<bool> armed{false};
+  std::promise<void> in_window, read_done;
+  std::shared_future<void> may_go_on = read_done.get_future().share();
+  factory.workflow_projection()->on_runs_changed([&](const std::vector<std::string>&) {
+    if (armed.exchange(false)) {
+      in_window.set_value();
+      may_go_on.wait();
+    }
+  });
+  CachedWorkflowRunRepository cached(factory.create_workflow_run_repository(),
+                                     factory.workflow_projection());
+  WorkflowRun run = WorkflowRun::create(created("r-1"));
+  runs.save(run);
+  REQUIRE(cached.get_workflow_run_by_id("t-1", "app-1", "r-1")->status == "running");
+  REQUIRE(cached.get_workflow_run_by_id("t-1", "app-1", "r-1")->status == "running");  // cached
+
+  armed = true;
+  std::thread writer([&] {
+    run.succeed({.finished_at = from_micros(1'700'000'001'000'000)});
+    runs.save(run);
+  });
+  in_window.get_future().wait();  // committed, the cache not yet told
+  const auto during = cached.get_workflow_run_by_id("t-1", "app-1", "r-1");
+  read_done.set_value();
+  writer.join();
+  REQUIRE(during.has_value());
+  CHECK(during->status == "succeeded");
   CHECK(cached.get_workflow_run_by_id("t-1", "app-1", "r-1")->status == "succeeded");
 }

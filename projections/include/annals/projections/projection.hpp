@@ -86,8 +86,14 @@ class Projection {
   // Applies one event. Throwing rolls back the whole batch (or the append, when inline).
   virtual void apply(const RecordedEvent& event, ProjectionContext& ctx) = 0;
 
+  // Inside the transaction that applied `events` to the live tables, just before it commits:
+  // the rows they touch are about to change. Followed by committed() or rolled_back() with the
+  // same events. (A cache stops serving those rows in between.)
+  virtual void committing(const std::vector<RecordedEvent>& events) noexcept { (void)events; }
   // After a transaction that applied `events` to the live tables committed.
   virtual void committed(const std::vector<RecordedEvent>& events) noexcept { (void)events; }
+  // After that transaction rolled back instead.
+  virtual void rolled_back(const std::vector<RecordedEvent>& events) noexcept { (void)events; }
   // After a rebuild replaced the live tables: any cached row may have changed.
   virtual void reset() noexcept {}
 };

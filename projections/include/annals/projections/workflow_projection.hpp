@@ -78,8 +78,12 @@ class WorkflowProjection : public Projection {
   // SQL fails; the engine then rolls the batch (or the append) back.
   void apply(const RecordedEvent& event, ProjectionContext& ctx) override;
 
+  // Tells the runs-changing listeners which runs the transaction about to commit touches.
+  void committing(const std::vector<RecordedEvent>& events) noexcept override;
   // Tells the runs-changed listeners which runs the committed events touched.
   void committed(const std::vector<RecordedEvent>& events) noexcept override;
+  // Tells the runs-abandoned listeners which runs the rolled-back transaction had touched.
+  void rolled_back(const std::vector<RecordedEvent>& events) noexcept override;
   // Tells the reset listeners.
   void reset() noexcept override;
 
@@ -89,6 +93,11 @@ class WorkflowProjection : public Projection {
   // listener sees the new rows. They must be quick and must not throw (what they throw is
   // swallowed). InvalidArgument if fn is empty.
   std::uint64_t on_runs_changed(RunsChangedListener fn);
+  // Before the commit (inside the transaction) and after a rollback, with the same run ids as
+  // the committed() or rolled_back() call that follows: a cache stops serving those runs in
+  // between, so not even another thread sees the old row once the new one is committed.
+  std::uint64_t on_runs_changing(RunsChangedListener fn);
+  std::uint64_t on_runs_abandoned(RunsChangedListener fn);
   std::uint64_t on_reset(ResetListener fn);
   // Removes a listener of either kind; unknown ids are ignored. A call already in progress on
   // another thread may still finish after this returns.
@@ -103,7 +112,10 @@ class WorkflowProjection : public Projection {
   EventTypeRegistry registry_;
   std::mutex listeners_mutex_;
   std::uint64_t last_listener_id_ = 0;
-  std::map<std::uint64_t, RunsChangedListener> runs_changed_;
+  std::map<std::uint64_t, RunsChangedListener> runs_changed_, runs_changing_, runs_abandoned_;
+
+  void notify_runs(const std::map<std::uint64_t, RunsChangedListener>& listeners,
+                   const std::vector<RecordedEvent>& events) noexcept;
   std::map<std::uint64_t, ResetListener> resets_;
 };
 

@@ -12,10 +12,12 @@
 // Only get_workflow_run_by_id() is cached, keyed by (tenant, app, run id); every other method is
 // the plain repository's. An entry is dropped when the projection commits a change to its run
 // (created, updated, deleted; also events an inline append caught up from other processes), and
-// the whole cache when a rebuild replaces the tables. A read that raced with such a change is not
-// cached. So once save() has returned (inline projection) or the runner's batch is done
-// (wait_until_caught_up() returned), no read returns the old row; in the microseconds between a
-// commit and that notification another thread may still get it from the cache.
+// the whole cache when a rebuild replaces the tables. A run stops being served from the cache
+// just before the transaction changing it commits (WorkflowProjection::on_runs_changing) and
+// is served again, from a fresh read, only after that transaction committed or rolled back; a
+// read that raced with a change is not cached. So no read returns a row older than one already
+// committed to the read tables, from any thread. (After a rebuild's swap, until reset() has
+// run, old entries may still be served for an instant.)
 //
 // Thread-safety: safe to use from any number of threads; copies share one cache.
 

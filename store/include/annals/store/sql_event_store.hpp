@@ -34,6 +34,9 @@ class AppendHook {
   virtual void on_append(SqlSession& sql, const std::vector<RecordedEvent>& appended) = 0;
   // Called after that transaction committed, outside any lock.
   virtual void on_commit(const std::vector<RecordedEvent>& appended) noexcept = 0;
+  // Called instead of on_commit when the transaction rolled back after on_append() was called
+  // on some hook (this one's may have thrown or not run at all).
+  virtual void on_rollback(const std::vector<RecordedEvent>& appended) noexcept { (void)appended; }
 };
 
 class SqlEventStore : public EventStore {
