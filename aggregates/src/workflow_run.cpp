@@ -1,7 +1,12 @@
 #include "annals/aggregates/workflow_run.hpp"
 
 #include <algorithm>
+#include <cereal/archives/portable_binary.hpp>
+#include <cereal/cereal.hpp>
 #include <cmath>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
 
 namespace annals {
 
@@ -386,5 +391,211 @@ void WorkflowRun::apply(const RunStopped& e) {
 }
 
 void WorkflowRun::apply(const RunDeleted&) { state_.deleted = true; }
+
+namespace {
+
+// Snapshot layout, schema 1 (WorkflowRun::kSnapshotSchema), in cereal's portable binary archive
+// (a byte for the writer's endianness, then little-endian scalars): every field of
+// WorkflowRunState in declaration order, then each NodeExecution's in declaration order.
+// Strings are a u64 length and the bytes; status enums and bools one byte; doubles 8 bytes;
+// timestamps i64 microseconds; an optional a presence byte and the value; the node executions
+// a u64 count. Written and read field by field, not through cereal's std::string and
+// std::vector loaders, because those size their buffer from the stored length before reading:
+// a damaged length would ask for terabytes. Here a length is checked against the bytes left.
+
+class SnapshotWriter {
+ public:
+  SnapshotWriter() : archive_(out_) {}
+
+  template <class T>
+  void scalar(T value) {
+    archive_(value);
+  }
+  void text(const std::string& s) {
+    archive_(cereal::make_size_tag(static_cast<cereal::size_type>(s.size())));
+    archive_(cereal::binary_data(s.data(), s.size()));
+  }
+  void flag(bool b) { scalar<std::uint8_t>(b ? 1 : 0); }
+  void time(Timestamp t) { scalar<std::int64_t>(to_micros(t)); }
+  void optional_time(const std::optional<Timestamp>& t) {
+    flag(t.has_value());
+    if (t) time(*t);
+  }
+  void count(std::size_t n) { archive_(cereal::make_size_tag(static_cast<cereal::size_type>(n))); }
+
+  [[nodiscard]] std::string bytes() const { return out_.str(); }
+
+ private:
+  std::ostringstream out_;
+  cereal::PortableBinaryOutputArchive archive_;
+};
+
+class SnapshotReader {
+ public:
+  explicit SnapshotReader(std::string_view bytes) : in_(std::string(bytes)), size_(bytes.size()) {
+    if (bytes.empty() || static_cast<unsigned char>(bytes.front()) > 1) {
+      throw std::runtime_error("no portable binary archive header");
+    }
+    archive_ = std::make_unique<cereal::PortableBinaryInputArchive>(in_);
+  }
+
+  template <class T>
+  T scalar() {
+    T value{};
+    (*archive_)(value);
+    return value;
+  }
+  std::string text() {
+    std::string s(length("a string"), '\0');
+    (*archive_)(cereal::binary_data(s.data(), s.size()));
+    return s;
+  }
+  bool flag() {
+    const auto b = scalar<std::uint8_t>();
+    if (b > 1) throw std::runtime_error("a flag byte is " + std::to_string(b) + ", not 0 or 1");
+    return b == 1;
+  }
+  template <class Status>
+  Status status() {  // RunStatus and NodeStatus both end at stopped
+    const auto v = scalar<std::uint8_t>();
+    if (v > static_cast<std::uint8_t>(Status::stopped)) {
+      throw std::runtime_error("unknown status " + std::to_string(v));
+    }
+    return static_cast<Status>(v);
+  }
+  Timestamp time() { return from_micros(scalar<std::int64_t>()); }
+  std::optional<Timestamp> optional_time() {
+    if (!flag()) return std::nullopt;
+    return time();
+  }
+  // A count of items that take at least one byte each, so it cannot exceed the bytes left.
+  std::size_t count() { return length("a count"); }
+
+  void finish() {
+    if (in_.peek() != std::char_traits<char>::eof()) {
+      throw std::runtime_error(std::to_string(remaining()) + " trailing bytes after the state");
+    }
+  }
+
+ private:
+  std::size_t length(const char* what) {
+    cereal::size_type n = 0;
+    (*archive_)(cereal::make_size_tag(n));
+    if (n > remaining()) {
+      throw std::runtime_error(std::string(what) + " of length " + std::to_string(n) +
+                               " runs past the end (" + std::to_string(remaining()) +
+                               " bytes left)");
+    }
+    return static_cast<std::size_t>(n);
+  }
+  std::size_t remaining() {
+    const std::streamoff at = in_.tellg();
+    if (at < 0) throw std::runtime_error("the stream failed");
+    return size_ - static_cast<std::size_t>(at);
+  }
+
+  std::istringstream in_;
+  std::size_t size_;
+  std::unique_ptr<cereal::PortableBinaryInputArchive> archive_;
+};
+
+void write_node(SnapshotWriter& w, const NodeExecution& n) {
+  w.text(n.id);
+  w.scalar<std::uint32_t>(n.index);
+  w.text(n.node_id);
+  w.text(n.node_type);
+  w.text(n.title);
+  w.text(n.predecessor_node_id);
+  w.text(n.inputs);
+  w.text(n.outputs);
+  w.text(n.error);
+  w.scalar<std::uint8_t>(static_cast<std::uint8_t>(n.status));
+  w.scalar<double>(n.elapsed_time);
+  w.scalar<std::uint64_t>(n.total_tokens);
+  w.time(n.started_at);
+  w.optional_time(n.finished_at);
+}
+
+NodeExecution read_node(SnapshotReader& r) {
+  NodeExecution n;
+  n.id = r.text();
+  n.index = r.scalar<std::uint32_t>();
+  n.node_id = r.text();
+  n.node_type = r.text();
+  n.title = r.text();
+  n.predecessor_node_id = r.text();
+  n.inputs = r.text();
+  n.outputs = r.text();
+  n.error = r.text();
+  n.status = r.status<NodeStatus>();
+  n.elapsed_time = r.scalar<double>();
+  n.total_tokens = r.scalar<std::uint64_t>();
+  n.started_at = r.time();
+  n.finished_at = r.optional_time();
+  return n;
+}
+
+}  // namespace
+
+std::string WorkflowRun::snapshot() const {
+  try {
+    SnapshotWriter w;
+    w.text(state_.run_id);
+    w.text(state_.tenant_id);
+    w.text(state_.app_id);
+    w.text(state_.workflow_id);
+    w.text(state_.triggered_from);
+    w.text(state_.created_by);
+    w.text(state_.inputs);
+    w.text(state_.outputs);
+    w.text(state_.error);
+    w.scalar<std::uint8_t>(static_cast<std::uint8_t>(state_.status));
+    w.flag(state_.deleted);
+    w.scalar<double>(state_.elapsed_time);
+    w.scalar<std::uint64_t>(state_.total_tokens);
+    w.scalar<std::uint32_t>(state_.total_steps);
+    w.time(state_.created_at);
+    w.optional_time(state_.finished_at);
+    w.count(state_.node_executions.size());
+    for (const NodeExecution& n : state_.node_executions) write_node(w, n);
+    return w.bytes();
+  } catch (const std::exception& e) {
+    throw SerializationError("snapshot of " + stream_id() + ": " + e.what());
+  }
+}
+
+WorkflowRun WorkflowRun::from_snapshot(std::string_view bytes, std::uint64_t version) {
+  if (version == 0) throw InvalidArgument("WorkflowRun::from_snapshot: version is 0");
+  WorkflowRun run;
+  WorkflowRunState& s = run.state_;
+  try {
+    SnapshotReader r(bytes);
+    s.run_id = r.text();
+    s.tenant_id = r.text();
+    s.app_id = r.text();
+    s.workflow_id = r.text();
+    s.triggered_from = r.text();
+    s.created_by = r.text();
+    s.inputs = r.text();
+    s.outputs = r.text();
+    s.error = r.text();
+    s.status = r.status<RunStatus>();
+    s.deleted = r.flag();
+    s.elapsed_time = r.scalar<double>();
+    s.total_tokens = r.scalar<std::uint64_t>();
+    s.total_steps = r.scalar<std::uint32_t>();
+    s.created_at = r.time();
+    s.finished_at = r.optional_time();
+    const std::size_t nodes = r.count();
+    for (std::size_t i = 0; i < nodes; ++i) s.node_executions.push_back(read_node(r));
+    r.finish();
+  } catch (const std::exception& e) {
+    throw SerializationError("WorkflowRun snapshot at version " + std::to_string(version) + " (" +
+                             std::to_string(bytes.size()) + " bytes, schema " +
+                             std::to_string(kSnapshotSchema) + ") does not decode: " + e.what());
+  }
+  run.restore(version);
+  return run;
+}
 
 }  // namespace annals

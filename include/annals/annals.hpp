@@ -26,4 +26,5 @@
 #include "annals/store/hash_chain.hpp"
 #include "annals/store/purge.hpp"
 #include "annals/store/sql.hpp"
+#include "annals/store/snapshot_store.hpp"
 #include "annals/store/sql_event_store.hpp"

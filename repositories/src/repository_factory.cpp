@@ -65,6 +65,11 @@ AggregateRepository<WorkflowRun> RepositoryFactory::create_workflow_run_aggregat
   return AggregateRepository<WorkflowRun>(store_);
 }
 
+AggregateRepository<WorkflowRun> RepositoryFactory::create_workflow_run_aggregate_repository(
+    SnapshotPolicy snapshots) const {
+  return AggregateRepository<WorkflowRun>(store_, std::move(snapshots));
+}
+
 WorkflowRunRepository RepositoryFactory::create_workflow_run_repository() const {
   return WorkflowRunRepository(store_);
 }

@@ -466,6 +466,7 @@ void remove_runs(SqlSession& sql, const PurgeOptions& options, PurgeResult& r, c
 
   const std::vector<std::string> runs_tables = read_tables(sql, "annals_workflow_runs");
   const std::vector<std::string> node_tables = read_tables(sql, "annals_node_executions");
+  const bool has_snapshots = table_exists(sql, "annals_snapshots");  // snapshot_store.hpp
   for (const std::string& stream : s.streams) {
     const std::string run_id = stream.substr(kRunStreamPrefix.size());
     for (const std::string& t : runs_tables) {
@@ -474,6 +475,7 @@ void remove_runs(SqlSession& sql, const PurgeOptions& options, PurgeResult& r, c
     for (const std::string& t : node_tables) {
       sql.execute("DELETE FROM \"" + t + "\" WHERE run_id = $1", {run_id});
     }
+    if (has_snapshots) sql.execute("DELETE FROM annals_snapshots WHERE stream_id = $1", {stream});
   }
 
   sql.execute_script(kPurgeSchema);

@@ -21,10 +21,14 @@
 // It may provide `static const EventTypeRegistry& event_registry()` to read old schema
 // versions through upcasters.
 //
+// Snapshots are opt-in: see Snapshottable below.
+//
 // Thread-safety: none. An aggregate is a value owned by one thread at a time.
 
+#include <concepts>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -34,6 +38,26 @@
 #include "annals/events/event.hpp"
 
 namespace annals {
+
+// An aggregate whose state can be saved as a snapshot and restored from one, so that a repository
+// loads it from its latest snapshot plus the events after it (aggregate_repository.hpp):
+//   static constexpr std::string_view kAggregateType   names the type in stored snapshots;
+//   static constexpr std::uint32_t kSnapshotSchema     the layout of snapshot()'s bytes: raise it
+//       whenever they change shape or meaning, so old snapshots are ignored, never misread;
+//   std::string snapshot() const                       the state as bytes;
+//   static A from_snapshot(std::string_view bytes, std::uint64_t version)
+//       the aggregate at `version` with that state and nothing pending (Derived restores its
+//       fields, then calls the base's restore(version)); SerializationError when the bytes do
+//       not decode, without ever trusting a length in them further than the bytes go.
+// The state must be a function of the events alone, which apply() already guarantees: a
+// snapshot taken after saving equals the state rebuilt from the same events.
+template <class A>
+concept Snapshottable = requires(const A& a, std::string_view bytes, std::uint64_t version) {
+  { A::kAggregateType } -> std::convertible_to<std::string_view>;
+  { A::kSnapshotSchema } -> std::convertible_to<std::uint32_t>;
+  { a.snapshot() } -> std::convertible_to<std::string>;
+  { A::from_snapshot(bytes, version) } -> std::same_as<A>;
+};
 
 template <class Derived, class EventVariant>
 class Aggregate {
@@ -130,6 +154,20 @@ class Aggregate {
   Aggregate(Aggregate&&) noexcept = default;
   Aggregate& operator=(const Aggregate&) = default;
   Aggregate& operator=(Aggregate&&) noexcept = default;
+
+  // For Derived::from_snapshot(): marks this freshly made aggregate, whose fields Derived has
+  // just restored, as loaded at stream version `version` with nothing pending; later events
+  // replay from version + 1. InvalidArgument if version is 0 or events are pending.
+  void restore(std::uint64_t version) {
+    const std::string stream = Derived::stream_id_for(static_cast<const Derived&>(*this).id());
+    if (version == 0 || !pending_.empty()) {
+      throw InvalidArgument(stream + ": cannot restore a snapshot at version " +
+                            std::to_string(version) + " with " + std::to_string(pending_.size()) +
+                            " pending events");
+    }
+    version_ = version;
+    stream_id_ = stream;
+  }
 
   // Applies the event to Derived and queues it for saving. Commands call this only after
   // every invariant check passed; apply() must not throw. Throws SerializationError, changing

@@ -23,6 +23,9 @@
 // creation (stopped_by, deleted_by on those commands), occurred_at to the event's own
 // timestamp. Timestamps left zero are taken from the system clock.
 //
+// Snapshots: a WorkflowRun is Snapshottable (aggregate.hpp); snapshot() is WorkflowRunState in
+// cereal's portable binary archive, layout kSnapshotSchema.
+//
 // Thread-safety: none; a WorkflowRun is a value owned by one thread at a time.
 
 #include <optional>
@@ -80,6 +83,11 @@ class WorkflowRun : public Aggregate<WorkflowRun, WorkflowRunEvent> {
     return std::string(kStreamPrefix) + std::string(run_id);
   }
 
+  static constexpr std::string_view kAggregateType = "WorkflowRun";
+  // The layout of snapshot()'s bytes. Raise it with any change to WorkflowRunState,
+  // NodeExecution or the order they are written in (workflow_run.cpp).
+  static constexpr std::uint32_t kSnapshotSchema = 1;
+
   // Starts a new run (version 1, one pending RunCreated).
   [[nodiscard]] static WorkflowRun create(RunCreated created, EventMetadata metadata = {});
 
@@ -105,6 +113,15 @@ class WorkflowRun : public Aggregate<WorkflowRun, WorkflowRunEvent> {
   }
   // The node execution with this id, or nullptr.
   [[nodiscard]] const NodeExecution* find_node_execution(std::string_view id) const noexcept;
+
+  // The state as snapshot bytes (pending events included: repositories take snapshots only
+  // of saved runs). Costs one pass over the state.
+  [[nodiscard]] std::string snapshot() const;
+  // A run at stream version `version` with the state in `bytes` (from snapshot() at schema
+  // kSnapshotSchema) and nothing pending. Throws SerializationError when the bytes do not
+  // decode (truncated, trailing bytes, a length beyond the bytes left, an unknown status) and
+  // InvalidArgument for version 0.
+  [[nodiscard]] static WorkflowRun from_snapshot(std::string_view bytes, std::uint64_t version);
 
  private:
   friend class Aggregate<WorkflowRun, WorkflowRunEvent>;

@@ -69,6 +69,9 @@ class RepositoryFactory {
   }
 
   [[nodiscard]] AggregateRepository<WorkflowRun> create_workflow_run_aggregate_repository() const;
+  // The same with snapshots beside the log as `snapshots` says (aggregate_repository.hpp).
+  [[nodiscard]] AggregateRepository<WorkflowRun> create_workflow_run_aggregate_repository(
+      SnapshotPolicy snapshots) const;
   [[nodiscard]] WorkflowRunRepository create_workflow_run_repository() const;
   [[nodiscard]] NodeExecutionRepository create_node_execution_repository() const;
 

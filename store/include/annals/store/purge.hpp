@@ -21,7 +21,8 @@
 //     exactly the archived events, deletes them (the append-only trigger is lifted for this
 //     transaction only and re-created from its own stored definition), deletes the runs' rows
 //     from the workflow read tables (annals_workflow_runs, annals_node_executions and the shadow
-//     tables of a rebuild in progress) where they exist, and records the purge in
+//     tables of a rebuild in progress) and their snapshots (annals_snapshots) where they exist,
+//     and records the purge in
 //     annals_purges with the removed positions and hashes in annals_purged_events.
 // The gaps the purge leaves in the positions are recorded, so verify_log continues the chain
 // over them from the recorded hashes; a missing position that no purge recorded still fails.
