@@ -139,7 +139,10 @@ struct Prepared {
   Prepared(SQLite::Database& db, std::string_view sql) : stmt(db, std::string(sql)) {
     const int count = stmt.getBindParameterCount();
     for (int n = 1; n <= count; ++n) {
-      const int index = stmt.getIndex(("$" + std::to_string(n)).c_str());
+      // Built by append, not "$" + to_string(n): GCC 12 at -O3 warns (-Wrestrict) on the latter.
+      std::string name(1, '$');
+      name.append(std::to_string(n));
+      const int index = stmt.getIndex(name.c_str());
       if (index == 0) {
         throw InvalidArgument("SQL must number its placeholders $1..$" + std::to_string(count) +
                               ": " + sql_excerpt(sql));

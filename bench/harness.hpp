@@ -1,0 +1,100 @@
+#pragma once
+
+// The benchmark harness: what a measurement is, how it is run (each in a forked child, so its
+// peak RSS is its own), and how the results are summarised and printed. Not installed.
+
+#include <cstddef>
+#include <filesystem>
+#include <functional>
+#include <iosfwd>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace annals::bench {
+
+enum class Scale { small, full };
+
+struct Options {
+  Scale scale = Scale::small;
+  bool synchronous_full = false;  // --synchronous full
+  std::vector<std::string> only;  // workload names; empty: all
+  std::size_t repetitions = 0;    // 0: the scale's default
+  bool json = false;
+  std::filesystem::path dir{};  // where the temp directory goes; empty: the system's
+};
+
+// One timed run of one side of a workload.
+struct Sample {
+  double value = 0;        // the figure, in the workload's unit
+  double secondary = 0;    // W7: the first page's time; W4: a load with a snapshot (us)
+  double tertiary = 0;     // W4: a 10-event load (us)
+  double peak_rss_mb = 0;  // the measuring process's peak resident set
+};
+
+// Thrown by run_in_child() once SIGINT or SIGTERM arrived (see stop_on_signals()).
+struct Interrupted : std::runtime_error {
+  Interrupted() : std::runtime_error("interrupted") {}
+};
+
+// Makes SIGINT and SIGTERM stop the run cleanly: the measuring child is killed and
+// run_in_child() throws Interrupted, so the caller can remove its files and exit.
+void stop_on_signals();
+
+// Runs fn in a forked child and returns what it measured, with the child's peak RSS.
+// Throws std::runtime_error with the child's message if fn threw or the child died.
+// The calling process must not hold SQLite connections or threads across this call.
+Sample run_in_child(const std::function<Sample()>& fn);
+
+// Seconds on the monotonic clock.
+double now_seconds();
+
+// A directory that is removed with everything in it when this object goes.
+class TempDir {
+ public:
+  explicit TempDir(const std::filesystem::path& parent);
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Copies an SQLite file (and its -wal, if any) to a fresh name.
+void copy_database(const std::filesystem::path& from, const std::filesystem::path& to);
+// Removes an SQLite file and its -wal and -shm.
+void remove_database(const std::filesystem::path& file);
+
+struct Summary {
+  double median = 0, min = 0, max = 0;
+};
+[[nodiscard]] Summary summarize(std::vector<double> values);
+
+// One workload's results, as printed.
+struct Result {
+  std::string name;
+  std::string description;
+  std::string unit;
+  std::string target;
+  std::string durability;
+  Summary annals{}, baseline{};
+  double ratio = 0;
+  double peak_rss_mb = 0, baseline_peak_rss_mb = 0;  // max over the repetitions
+  std::size_t repetitions = 0;
+  std::string note;
+  // W7 only: first-page times and the OFFSET query's deep/first.
+  bool paged = false;
+  double annals_first = 0, baseline_first = 0, offset_ratio = 0;
+  // W4 only, when the snapshot API exists: a load from a snapshot against a 10-event load.
+  bool snapshot = false;
+  double snapshot_load_us = 0, ten_event_load_us = 0, snapshot_ratio = 0;
+};
+
+void print_table(std::ostream& out, const std::vector<Result>& results, const std::string& scale,
+                 const std::string& synchronous);
+void print_json(std::ostream& out, const std::vector<Result>& results, const std::string& scale,
+                const std::string& synchronous);
+
+}  // namespace annals::bench

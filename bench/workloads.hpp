@@ -1,0 +1,36 @@
+#pragma once
+
+// The workloads W1-W8 of issue 5, each as an annals side and a raw-SQLite side doing the
+// equivalent SQL work. Not installed.
+
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "harness.hpp"
+
+namespace annals::bench {
+
+struct Workload {
+  std::string name;
+  std::string description;
+  std::string unit;
+  std::string target;
+  std::string note;
+  bool paged = false;  // W7: value = deep page time, secondary = first page time
+  // Builds the workload's template databases, if it has any; runs in the parent (which forks
+  // for the work) before the repetitions.
+  std::function<void()> prepare;
+  // One measurement of each side, on fresh files under the work directory; run in a child.
+  std::function<Sample()> annals;
+  std::function<Sample()> baseline;
+  // W4: secondary = a load from a snapshot, tertiary = a 10-event load (when snapshots exist)
+  bool snapshot = false;
+};
+
+// Every workload at the options' scale, working under `dir`.
+[[nodiscard]] std::vector<Workload> make_workloads(const Options& options,
+                                                   const std::filesystem::path& dir);
+
+}  // namespace annals::bench
