@@ -101,10 +101,8 @@ WorkflowRun WorkflowRun::create(RunCreated created, EventMetadata metadata) {
 }
 
 const NodeExecution* WorkflowRun::find_node_execution(std::string_view id) const noexcept {
-  for (const NodeExecution& n : state_.node_executions) {
-    if (n.id == id) return &n;
-  }
-  return nullptr;
+  auto it = node_slots_.find(id);
+  return it == node_slots_.end() ? nullptr : &state_.node_executions[it->second];
 }
 
 NodeExecution* WorkflowRun::node(std::string_view id) noexcept {
@@ -330,6 +328,7 @@ void WorkflowRun::apply(const NodeStarted& e) {
   n.predecessor_node_id = e.predecessor_node_id;
   n.inputs = e.inputs;
   n.started_at = e.started_at;
+  node_slots_.try_emplace(n.id, state_.node_executions.size());
   state_.node_executions.push_back(std::move(n));
 }
 
@@ -587,7 +586,10 @@ WorkflowRun WorkflowRun::from_snapshot(std::string_view bytes, std::uint64_t ver
     s.created_at = r.time();
     s.finished_at = r.optional_time();
     const std::size_t nodes = r.count();
-    for (std::size_t i = 0; i < nodes; ++i) s.node_executions.push_back(read_node(r));
+    for (std::size_t i = 0; i < nodes; ++i) {
+      s.node_executions.push_back(read_node(r));
+      run.node_slots_.try_emplace(s.node_executions.back().id, i);
+    }
     r.finish();
   } catch (const std::exception& e) {
     throw SerializationError("WorkflowRun snapshot at version " + std::to_string(version) + " (" +

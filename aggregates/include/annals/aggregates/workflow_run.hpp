@@ -31,6 +31,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "annals/aggregates/aggregate.hpp"
@@ -152,6 +153,16 @@ class WorkflowRun : public Aggregate<WorkflowRun, WorkflowRunEvent> {
                    Timestamp& finished_at, std::string_view command) const;
 
   WorkflowRunState state_;
+
+  struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept {
+      return std::hash<std::string_view>{}(s);
+    }
+  };
+  // Node execution id -> its index in state_.node_executions (the first, should history hold
+  // an id twice): lookups by id stay O(1) however long the run.
+  std::unordered_map<std::string, std::size_t, StringHash, std::equal_to<>> node_slots_;
 };
 
 }  // namespace annals
