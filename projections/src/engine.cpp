@@ -118,23 +118,32 @@ class InlineProjections final : public AppendHook {
 
 }  // namespace
 
+std::uint64_t replay_events(Projection& projection, ProjectionContext& ctx,
+                            std::uint64_t after_position,
+                            const std::vector<RecordedEvent>& events) {
+  const std::vector<std::string> types = projection.handled_types();
+  std::uint64_t position = after_position;
+  for (const RecordedEvent& e : events) {
+    if (e.position != position + 1 &&
+        (e.position <= position || !purged_range(ctx.sql(), position + 1, e.position - 1))) {
+      throw IntegrityError("projection " + projection.name() + " at position " +
+                               std::to_string(position) + " was given the event at position " +
+                               std::to_string(e.position) +
+                               "; events must follow it with no gap a purge did not record",
+                           position + 1);
+    }
+    if (handles(types, e.type)) projection.apply(e, ctx);
+    position = e.position;
+  }
+  return position;
+}
+
 ProjectionCheckpoint apply_events(Projection& projection, ProjectionContext& ctx,
                                   const ProjectionCheckpoint& checkpoint,
                                   const std::vector<RecordedEvent>& events) {
   if (events.empty()) return checkpoint;
   ProjectionCheckpoint next = checkpoint;
-  const std::vector<std::string> types = projection.handled_types();
-  for (const RecordedEvent& e : events) {
-    if (e.position != next.position + 1 &&
-        (e.position <= next.position ||
-         !purged_range(ctx.sql(), next.position + 1, e.position - 1))) {
-      throw IntegrityError("projection " + projection.name() + " at position " +
-                           std::to_string(next.position) + " was given the event at position " +
-                           std::to_string(e.position) + "; events must follow the checkpoint");
-    }
-    if (handles(types, e.type)) projection.apply(e, ctx);
-    next.position = e.position;
-  }
+  next.position = replay_events(projection, ctx, checkpoint.position, events);
   next.updated_at = now();
   write_checkpoint(ctx.sql(), next);
   return next;

@@ -13,7 +13,7 @@
 
 #include "annals/events/error.hpp"
 #include "annals/projections/checkpoint.hpp"
-#include "annals/store/purge.hpp"
+#include "annals/projections/engine.hpp"
 
 namespace annals {
 
@@ -63,27 +63,13 @@ void drop_tables(SqlSession& sql, const std::vector<ProjectionTable>& tables,
   }
 }
 
-bool handles(const std::vector<std::string>& types, const std::string& type) {
-  return types.empty() || std::find(types.begin(), types.end(), type) != types.end();
-}
-
-// Applies the events from `after` + 1 on to the shadow tables, up to max_count of them; returns
-// how many there were. The caller's transaction is the batch.
-std::size_t replay_batch(SqlSession& sql, Projection& projection,
-                         const std::vector<std::string>& types, const std::string& suffix,
+// Applies the events from `position` + 1 on to the shadow tables, up to max_count of them;
+// returns how many there were. The caller's transaction is the batch.
+std::size_t replay_batch(SqlSession& sql, Projection& projection, const std::string& suffix,
                          std::uint64_t& position, std::size_t max_count) {
   const std::vector<RecordedEvent> events = read_events(sql, position + 1, max_count);
   ProjectionContext shadow(sql, suffix);
-  for (const RecordedEvent& e : events) {
-    if (e.position != position + 1 &&
-        (e.position <= position || !purged_range(sql, position + 1, e.position - 1))) {
-      throw IntegrityError("rebuild of " + projection.name() + " at position " +
-                           std::to_string(position) + " read the event at position " +
-                           std::to_string(e.position) + "; the log has a gap");
-    }
-    if (handles(types, e.type)) projection.apply(e, shadow);
-    position = e.position;
-  }
+  position = replay_events(projection, shadow, position, events);
   return events.size();
 }
 
@@ -413,7 +399,6 @@ RebuildReport rebuild(SqlEventStore& store, Projection& projection, const Rebuil
   if (options.batch_size == 0) throw InvalidArgument("rebuild of " + name + ": batch_size is 0");
   const std::vector<ProjectionTable> tables = projection.tables();
   validate_tables(name, tables);
-  const std::vector<std::string> types = projection.handled_types();
   const std::string token = to_string(new_event_id());
 
   RebuildReport report;
@@ -462,7 +447,7 @@ RebuildReport rebuild(SqlEventStore& store, Projection& projection, const Rebuil
       std::uint64_t next = position, head = 0;
       store.write_transaction([&](SqlSession& sql) {
         require_claim(sql, name, token);
-        count = replay_batch(sql, projection, types, suffix, next, options.batch_size);
+        count = replay_batch(sql, projection, suffix, next, options.batch_size);
         head = head_position(sql);
         sql.execute("UPDATE annals_rebuilds SET position = $1, updated_at = $2 WHERE name = $3",
                     {static_cast<std::int64_t>(next), to_micros(now()), name});
@@ -482,8 +467,7 @@ RebuildReport rebuild(SqlEventStore& store, Projection& projection, const Rebuil
                                " was replaced meanwhile by another rebuild");
       }
       std::uint64_t at = position;
-      while (replay_batch(sql, projection, types, suffix, at, options.batch_size) ==
-             options.batch_size) {
+      while (replay_batch(sql, projection, suffix, at, options.batch_size) == options.batch_size) {
       }
       report.tables.clear();
       report.identical = true;

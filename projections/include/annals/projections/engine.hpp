@@ -29,6 +29,13 @@ ProjectionCheckpoint apply_events(Projection& projection, ProjectionContext& ctx
                                   const ProjectionCheckpoint& checkpoint,
                                   const std::vector<RecordedEvent>& events);
 
+// What apply_events does without the checkpoint: applies `events`, which must follow
+// after_position in order (stepping over gaps only where a recorded purge removed positions),
+// to the tables ctx names, and returns the last position applied. Rebuilds use it for shadow
+// tables. Throws IntegrityError naming the first position out of place.
+std::uint64_t replay_events(Projection& projection, ProjectionContext& ctx,
+                            std::uint64_t after_position, const std::vector<RecordedEvent>& events);
+
 // Creates the checkpoint table and, for a projection that never ran, its live tables (setup())
 // and a checkpoint at position 0; returns the checkpoint. setup() runs only then (and in a
 // rebuild), never again on existing tables. One write transaction.
