@@ -197,12 +197,16 @@ WorkflowProjection::WorkflowProjection(EventTypeRegistry registry)
     : registry_(std::move(registry)) {}
 
 std::vector<std::string> WorkflowProjection::handled_types() const {
-  std::vector<std::string> types;
-  [&]<std::size_t... I>(std::index_sequence<I...>) {
-    (types.emplace_back(std::variant_alternative_t<I, WorkflowRunEvent>::kType), ...);
-  }
-  (std::make_index_sequence<std::variant_size_v<WorkflowRunEvent>>{});
-  return types;
+  // The engine asks once per batch, i.e. once per inline append: built once, copied after.
+  static const std::vector<std::string> kTypes = [] {
+    std::vector<std::string> types;
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (types.emplace_back(std::variant_alternative_t<I, WorkflowRunEvent>::kType), ...);
+    }
+    (std::make_index_sequence<std::variant_size_v<WorkflowRunEvent>>{});
+    return types;
+  }();
+  return kTypes;
 }
 
 std::vector<ProjectionTable> WorkflowProjection::tables() const {
