@@ -41,21 +41,18 @@ SqlValue text_or_null(const std::string& text) {
 
 std::int64_t sql_int(std::uint64_t value) { return static_cast<std::int64_t>(value); }
 
-// Writes one decoded event's changes; every statement names its tables through the context.
-class Applier {
- public:
-  Applier(ProjectionContext& ctx, std::string run_id, std::uint64_t version)
-      : sql_(ctx.sql()),
-        runs_(ctx.table(WorkflowProjection::kRunsTable)),
-        nodes_(ctx.table(WorkflowProjection::kNodeExecutionsTable)),
-        run_id_(std::move(run_id)),
-        version_(sql_int(version)) {}
-
-  // A second RunCreated in one stream (only a hand-made log has one) overwrites what it sets,
-  // as WorkflowRun::apply does.
-  void operator()(const RunCreated& e) {
-    sql_.execute(
-        "INSERT INTO " + runs_ +
+// The statements Applier runs, for one set of physical table names. Built once per suffix
+// and thread (live tables, or a rebuild's shadow): assembling them per event cost more than
+// SQLite's lookup of the prepared statement.
+struct Statements {
+  explicit Statements(const ProjectionContext& ctx)
+      : suffix(ctx.suffix()),
+        runs(ctx.table(WorkflowProjection::kRunsTable)),
+        nodes(ctx.table(WorkflowProjection::kNodeExecutionsTable)),
+        // A second RunCreated in one stream (only a hand-made log has one) overwrites what it
+        // sets, as WorkflowRun::apply does.
+        run_created(
+            "INSERT INTO " + runs +
             " (id, tenant_id, app_id, workflow_id, triggered_from, status, inputs,"
             " outputs, error, elapsed_time, total_tokens, total_steps, created_by,"
             " created_at, finished_at, version)"
@@ -64,40 +61,78 @@ class Applier {
             " app_id = excluded.app_id, workflow_id = excluded.workflow_id,"
             " triggered_from = excluded.triggered_from, status = excluded.status,"
             " inputs = excluded.inputs, created_by = excluded.created_by,"
-            " created_at = excluded.created_at, version = excluded.version",
-        {run_id_, e.tenant_id, e.app_id, e.workflow_id, e.triggered_from, std::string(kRunning),
-         e.inputs, e.created_by, to_micros(e.created_at), version_});
-  }
-
-  // The node row copies tenant, app and workflow from its run's row. A node execution id the
-  // run already has keeps its first row, as the aggregate finds the first one.
-  void operator()(const NodeStarted& e) {
-    sql_.execute(
-        "INSERT INTO " + nodes_ +
+            " created_at = excluded.created_at, version = excluded.version"),
+        // The node row copies tenant, app and workflow from its run's row. A node execution id
+        // the run already has keeps its first row, as the aggregate finds the first one.
+        node_started(
+            "INSERT INTO " + nodes +
             " (run_id, id, tenant_id, app_id, workflow_id, \"index\", node_id, node_type,"
             " title, predecessor_node_id, status, inputs, outputs, error, elapsed_time,"
             " total_tokens, created_at, finished_at)"
             " SELECT $1, $2, tenant_id, app_id, workflow_id, $3, $4, $5, $6, $7, $8, $9,"
             " NULL, NULL, 0, 0, $10, NULL FROM " +
-            runs_ + " WHERE id = $1 ON CONFLICT (run_id, id) DO NOTHING",
-        {run_id_, e.node_execution_id, static_cast<std::int64_t>(e.index), e.node_id, e.node_type,
-         e.title, e.predecessor_node_id, std::string(kRunning), e.inputs, to_micros(e.started_at)});
+            runs + " WHERE id = $1 ON CONFLICT (run_id, id) DO NOTHING"),
+        node_completed("UPDATE " + nodes +
+                       " SET status = $3, outputs = $4, elapsed_time = $5, total_tokens = $6,"
+                       " finished_at = $7 WHERE run_id = $1 AND id = $2"),
+        node_failed("UPDATE " + nodes +
+                    " SET status = $3, error = $4, outputs = $5, elapsed_time = $6,"
+                    " finished_at = $7 WHERE run_id = $1 AND id = $2"),
+        delete_nodes("DELETE FROM " + nodes + " WHERE run_id = $1"),
+        delete_run("DELETE FROM " + runs + " WHERE id = $1"),
+        bump_version("UPDATE " + runs + " SET version = $2 WHERE id = $1"),
+        // RunSucceeded leaves error as it was and RunFailed / RunStopped leave outputs, as the
+        // aggregate does: a NULL argument keeps the column.
+        finish_run("UPDATE " + runs +
+                   " SET status = $2, outputs = COALESCE($3, outputs), error = COALESCE($4, "
+                   "error), elapsed_time = $5, total_tokens = $6, total_steps = $7,"
+                   " finished_at = $8, version = $9 WHERE id = $1"),
+        stop_running_nodes("UPDATE " + nodes +
+                           " SET status = $2, finished_at = $3 WHERE run_id = $1 AND status = $4") {}
+
+  std::string suffix, runs, nodes;
+  std::string run_created, node_started, node_completed, node_failed, delete_nodes, delete_run,
+      bump_version, finish_run, stop_running_nodes;
+};
+
+const Statements& statements_for(const ProjectionContext& ctx) {
+  // Usually one suffix per thread for long stretches (the live one; a rebuild's shadow).
+  thread_local std::optional<Statements> last;
+  if (!last || last->suffix != ctx.suffix()) last.emplace(ctx);
+  return *last;
+}
+
+// Writes one decoded event's changes; every statement names its tables through the context.
+class Applier {
+ public:
+  Applier(ProjectionContext& ctx, std::string run_id, std::uint64_t version)
+      : sql_(ctx.sql()), q_(statements_for(ctx)), run_id_(std::move(run_id)),
+        version_(sql_int(version)) {}
+
+  void operator()(const RunCreated& e) {
+    sql_.execute(q_.run_created,
+                 {run_id_, e.tenant_id, e.app_id, e.workflow_id, e.triggered_from,
+                  std::string(kRunning), e.inputs, e.created_by, to_micros(e.created_at),
+                  version_});
+  }
+
+  void operator()(const NodeStarted& e) {
+    sql_.execute(q_.node_started,
+                 {run_id_, e.node_execution_id, static_cast<std::int64_t>(e.index), e.node_id,
+                  e.node_type, e.title, e.predecessor_node_id, std::string(kRunning), e.inputs,
+                  to_micros(e.started_at)});
     bump_version();
   }
 
   void operator()(const NodeCompleted& e) {
-    sql_.execute("UPDATE " + nodes_ +
-                     " SET status = $3, outputs = $4, elapsed_time = $5, total_tokens = $6,"
-                     " finished_at = $7 WHERE run_id = $1 AND id = $2",
+    sql_.execute(q_.node_completed,
                  {run_id_, e.node_execution_id, std::string("succeeded"), text_or_null(e.outputs),
                   e.elapsed_time, sql_int(e.total_tokens), to_micros(e.finished_at)});
     bump_version();
   }
 
   void operator()(const NodeFailed& e) {
-    sql_.execute("UPDATE " + nodes_ +
-                     " SET status = $3, error = $4, outputs = $5, elapsed_time = $6,"
-                     " finished_at = $7 WHERE run_id = $1 AND id = $2",
+    sql_.execute(q_.node_failed,
                  {run_id_, e.node_execution_id, std::string("failed"), text_or_null(e.error),
                   text_or_null(e.outputs), e.elapsed_time, to_micros(e.finished_at)});
     bump_version();
@@ -121,37 +156,28 @@ class Applier {
   }
 
   void operator()(const RunDeleted&) {
-    sql_.execute("DELETE FROM " + nodes_ + " WHERE run_id = $1", {run_id_});
-    sql_.execute("DELETE FROM " + runs_ + " WHERE id = $1", {run_id_});
+    sql_.execute(q_.delete_nodes, {run_id_});
+    sql_.execute(q_.delete_run, {run_id_});
   }
 
  private:
-  void bump_version() {
-    sql_.execute("UPDATE " + runs_ + " SET version = $2 WHERE id = $1", {run_id_, version_});
-  }
+  void bump_version() { sql_.execute(q_.bump_version, {run_id_, version_}); }
 
-  // RunSucceeded leaves error as it was and RunFailed / RunStopped leave outputs, as the
-  // aggregate does: a NULL argument keeps the column.
   void finish_run(std::string status, SqlValue outputs, SqlValue error, double elapsed_time,
                   std::uint64_t total_tokens, std::uint32_t total_steps, Timestamp finished_at) {
-    sql_.execute("UPDATE " + runs_ +
-                     " SET status = $2, outputs = COALESCE($3, outputs), error = COALESCE($4, "
-                     "error), elapsed_time = $5, total_tokens = $6, total_steps = $7,"
-                     " finished_at = $8, version = $9 WHERE id = $1",
+    sql_.execute(q_.finish_run,
                  {run_id_, std::move(status), std::move(outputs), std::move(error), elapsed_time,
                   sql_int(total_tokens), static_cast<std::int64_t>(total_steps),
                   to_micros(finished_at), version_});
   }
 
   void stop_running_nodes(Timestamp at) {
-    sql_.execute(
-        "UPDATE " + nodes_ + " SET status = $2, finished_at = $3 WHERE run_id = $1 AND status = $4",
-        {run_id_, std::string("stopped"), to_micros(at), std::string(kRunning)});
+    sql_.execute(q_.stop_running_nodes,
+                 {run_id_, std::string("stopped"), to_micros(at), std::string(kRunning)});
   }
 
   SqlSession& sql_;
-  std::string runs_;
-  std::string nodes_;
+  const Statements& q_;
   std::string run_id_;
   std::int64_t version_;
 };
@@ -171,12 +197,16 @@ WorkflowProjection::WorkflowProjection(EventTypeRegistry registry)
     : registry_(std::move(registry)) {}
 
 std::vector<std::string> WorkflowProjection::handled_types() const {
-  std::vector<std::string> types;
-  [&]<std::size_t... I>(std::index_sequence<I...>) {
-    (types.emplace_back(std::variant_alternative_t<I, WorkflowRunEvent>::kType), ...);
-  }
-  (std::make_index_sequence<std::variant_size_v<WorkflowRunEvent>>{});
-  return types;
+  // The engine asks once per batch, i.e. once per inline append: built once, copied after.
+  static const std::vector<std::string> kTypes = [] {
+    std::vector<std::string> types;
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (types.emplace_back(std::variant_alternative_t<I, WorkflowRunEvent>::kType), ...);
+    }
+    (std::make_index_sequence<std::variant_size_v<WorkflowRunEvent>>{});
+    return types;
+  }();
+  return kTypes;
 }
 
 std::vector<ProjectionTable> WorkflowProjection::tables() const {
@@ -189,7 +219,11 @@ void WorkflowProjection::setup(ProjectionContext& ctx) {
   // Indexes are made only with their tables: after a rebuild the live tables carry the shadow's
   // index names, and creating the base names again would index every row twice.
   if (table_exists(ctx.sql(), runs) && table_exists(ctx.sql(), nodes)) return;
-  // BIGINT and DOUBLE PRECISION read the same in SQLite and PostgreSQL.
+  // BIGINT and DOUBLE PRECISION read the same in SQLite and PostgreSQL. These stay rowid
+  // tables although each keeps a separate index for its key: clustered on the key (WITHOUT
+  // ROWID) every insert and update by key was one b-tree fewer, but the rows (inputs, outputs)
+  // are far above SQLite's 1/20-page guideline for that, so the tree is deeper and a lookup
+  // through a secondary index (every page, expiry batch and by-run read) got up to 3x slower.
   ctx.sql().execute_script("CREATE TABLE IF NOT EXISTS " + runs +
                            " ("
                            " id TEXT NOT NULL PRIMARY KEY,"

@@ -4,6 +4,7 @@
 
 #include <openssl/evp.h>
 
+#include <cstring>
 #include <memory>
 
 #include "annals/store/purge.hpp"
@@ -48,6 +49,63 @@ struct MdCtxFree {
   void operator()(EVP_MD_CTX* ctx) const noexcept { EVP_MD_CTX_free(ctx); }
 };
 
+// OpenSSL 3 looks SHA-256 up in its provider registry on every EVP_sha256() init (locks, a
+// hash table, reference counts): fetched once, the lookup is gone. Never freed: it lives as
+// long as the process, like OpenSSL's own tables.
+const EVP_MD* sha256() {
+  static const EVP_MD* const md = [] {
+    EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    if (fetched == nullptr) throw StoreError("SHA-256 through OpenSSL: EVP_MD_fetch failed", false);
+    return fetched;
+  }();
+  return md;
+}
+
+// One digest context per thread, re-initialised per hash: allocating and freeing one per
+// event cost more than hashing a small event.
+EVP_MD_CTX* thread_context() {
+  thread_local const std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
+  return ctx.get();
+}
+
+// Collects the canonical encoding's small pieces in a buffer so that OpenSSL sees a few
+// large updates instead of about fifteen tiny ones; a piece too large for the buffer (a big
+// payload) goes to the digest directly, uncopied.
+class BufferedDigest {
+ public:
+  explicit BufferedDigest(EVP_MD_CTX* ctx) : ctx_(ctx) {}
+
+  void update(const void* p, std::size_t n) {
+    if (n > sizeof buffer_ - used_) {
+      flush();
+      if (n > sizeof buffer_) {
+        ok_ = ok_ && EVP_DigestUpdate(ctx_, p, n) == 1;
+        return;
+      }
+    }
+    std::memcpy(buffer_ + used_, p, n);
+    used_ += n;
+  }
+
+  bool finish(EventHash& out) {
+    flush();
+    unsigned int length = 0;
+    ok_ = ok_ && EVP_DigestFinal_ex(ctx_, out.data(), &length) == 1 && length == out.size();
+    return ok_;
+  }
+
+ private:
+  void flush() {
+    if (used_ > 0) ok_ = ok_ && EVP_DigestUpdate(ctx_, buffer_, used_) == 1;
+    used_ = 0;
+  }
+
+  EVP_MD_CTX* ctx_;
+  bool ok_ = true;
+  std::size_t used_ = 0;
+  unsigned char buffer_[1024];
+};
+
 }  // namespace
 
 std::string canonical_encoding(const RecordedEvent& event) {
@@ -57,15 +115,15 @@ std::string canonical_encoding(const RecordedEvent& event) {
 }
 
 EventHash chain_hash(const EventHash& previous, const RecordedEvent& event) {
-  std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
-  bool ok = ctx && EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) == 1 &&
-            EVP_DigestUpdate(ctx.get(), previous.data(), previous.size()) == 1;
-  encode(event,
-         [&](const void* p, std::size_t n) { ok = ok && EVP_DigestUpdate(ctx.get(), p, n) == 1; });
+  EVP_MD_CTX* ctx = thread_context();
+  if (ctx == nullptr || EVP_DigestInit_ex(ctx, sha256(), nullptr) != 1) {
+    throw StoreError("SHA-256 through OpenSSL failed", false);
+  }
+  BufferedDigest digest(ctx);
+  digest.update(previous.data(), previous.size());
+  encode(event, [&](const void* p, std::size_t n) { digest.update(p, n); });
   EventHash out{};
-  unsigned int length = 0;
-  ok = ok && EVP_DigestFinal_ex(ctx.get(), out.data(), &length) == 1 && length == out.size();
-  if (!ok) throw StoreError("SHA-256 through OpenSSL failed", false);
+  if (!digest.finish(out)) throw StoreError("SHA-256 through OpenSSL failed", false);
   return out;
 }
 

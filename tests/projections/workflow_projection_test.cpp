@@ -5,11 +5,13 @@
 
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <map>
 #include <mutex>
 #include <set>
 #include <stdexcept>
 
 #include "annals/aggregates/workflow_run.hpp"
+#include "annals/projections/checkpoint.hpp"
 #include "annals/projections/engine.hpp"
 #include "annals/projections/rebuild.hpp"
 #include "annals/repositories/aggregate_repository.hpp"
@@ -472,4 +474,103 @@ TEST_CASE("a rebuilt workflow table equals the incremental one and stays indexed
                                    {std::string("t-1"), std::string("app-1"),
                                     std::string("debugging"), std::int64_t{21}}),
                         "annals_workflow_runs_page"));
+}
+
+namespace {
+
+// The read tables and the checkpoint table as annals made them before the checkpoint table was
+// clustered on its key (a rowid table then): stores made then must keep working.
+constexpr const char* kRowidSchema =
+    "CREATE TABLE annals_projections (name TEXT PRIMARY KEY, version INTEGER NOT NULL,"
+    " position INTEGER NOT NULL, generation INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
+    "CREATE TABLE annals_workflow_runs (id TEXT NOT NULL PRIMARY KEY, tenant_id TEXT NOT NULL,"
+    " app_id TEXT NOT NULL, workflow_id TEXT NOT NULL, triggered_from TEXT NOT NULL,"
+    " status TEXT NOT NULL, inputs TEXT NOT NULL, outputs TEXT, error TEXT,"
+    " elapsed_time DOUBLE PRECISION NOT NULL, total_tokens BIGINT NOT NULL,"
+    " total_steps BIGINT NOT NULL, created_by TEXT NOT NULL, created_at BIGINT NOT NULL,"
+    " finished_at BIGINT, version BIGINT NOT NULL);"
+    "CREATE INDEX annals_workflow_runs_page ON annals_workflow_runs"
+    " (tenant_id, app_id, triggered_from, created_at DESC, id DESC);"
+    "CREATE INDEX annals_workflow_runs_expiry ON annals_workflow_runs (tenant_id, created_at, id);"
+    "CREATE TABLE annals_node_executions (run_id TEXT NOT NULL, id TEXT NOT NULL,"
+    " tenant_id TEXT NOT NULL, app_id TEXT NOT NULL, workflow_id TEXT NOT NULL,"
+    " \"index\" BIGINT NOT NULL, node_id TEXT NOT NULL, node_type TEXT NOT NULL,"
+    " title TEXT NOT NULL, predecessor_node_id TEXT NOT NULL, status TEXT NOT NULL,"
+    " inputs TEXT NOT NULL, outputs TEXT, error TEXT, elapsed_time DOUBLE PRECISION NOT NULL,"
+    " total_tokens BIGINT NOT NULL, created_at BIGINT NOT NULL, finished_at BIGINT,"
+    " PRIMARY KEY (run_id, id));"
+    "CREATE INDEX annals_node_executions_run ON annals_node_executions"
+    " (tenant_id, run_id, \"index\", id);"
+    "CREATE INDEX annals_node_executions_id ON annals_node_executions"
+    " (tenant_id, id, created_at, run_id);"
+    "INSERT INTO annals_projections VALUES ('workflow_runs', 1, 0, 0, 0);";
+
+// The CREATE TABLE text of each of the tables, by name.
+std::map<std::string, std::string> table_sql(const SqlEventStore& store) {
+  std::map<std::string, std::string> out;
+  store.read_transaction([&](SqlSession& sql) {
+    for (const SqlRow& row : sql.query("SELECT name, sql FROM sqlite_master WHERE type = 'table'"
+                                       " AND name NOT LIKE 'annals_events%'")) {
+      out[row.text(0)] = row.text(1);
+    }
+  });
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("the checkpoint table is clustered on its key", "[projections]") {
+  auto store = open_sql_event_store("memory:");
+  attach_inline_projections(*store, {std::make_shared<WorkflowProjection>()});
+  const auto tables = table_sql(*store);
+  REQUIRE(tables.count("annals_projections") == 1);
+  CHECK_THAT(tables.at("annals_projections"), Contains("WITHOUT ROWID"));
+  // The read tables' rows are large (inputs, outputs): they stay rowid tables.
+  CHECK_THAT(tables.at("annals_workflow_runs"), !Contains("WITHOUT ROWID"));
+  CHECK_THAT(tables.at("annals_node_executions"), !Contains("WITHOUT ROWID"));
+}
+
+TEST_CASE("a checkpoint table made as a rowid table keeps working, through appends and a rebuild",
+          "[projections][rebuild]") {
+  annals::test::TempDir dir;
+  const std::string uri = dir.sqlite_uri("events.db", "synchronous=normal");
+  open_sql_event_store(uri)->write_transaction(
+      [](SqlSession& sql) { sql.execute_script(kRowidSchema); });
+
+  auto store = open_sql_event_store(uri);
+  auto projection = std::make_shared<WorkflowProjection>();
+  attach_inline_projections(*store, {projection});
+  CHECK_THAT(table_sql(*store).at("annals_projections"), !Contains("WITHOUT ROWID"));
+  AggregateRepository<WorkflowRun> runs(store);
+  std::vector<WorkflowRun> saved;
+  for (int i = 0; i < 12; ++i) {
+    WorkflowRun run = WorkflowRun::create(created("r-" + std::to_string(i)));
+    runs.save(run);
+    run.start_node(started("n-1", 1));
+    runs.save(run);
+    run.complete_node({.node_execution_id = "n-1", .finished_at = at(2)});
+    if (i % 3 == 0) run.start_node(started("n-2", 3, "node-n-1"));
+    if (i % 4 == 1) run.stop({.finished_at = at(4)});
+    runs.save(run);
+    saved.push_back(std::move(run));
+  }
+  std::vector<const WorkflowRun*> pointers;
+  for (const WorkflowRun& run : saved) pointers.push_back(&run);
+  require_tables_match(*store, pointers);
+  std::uint64_t position = 0;
+  store->read_transaction([&](SqlSession& sql) {
+    position = read_checkpoint(sql, WorkflowProjection::kName)->position;
+  });
+  CHECK(position == store->head_position());
+
+  const RebuildReport report = rebuild(*store, *projection);
+  CHECK(report.identical);
+  CHECK(report.swapped);
+  require_tables_match(*store, pointers);
+  store->read_transaction([&](SqlSession& sql) {
+    const auto cp = read_checkpoint(sql, WorkflowProjection::kName);
+    REQUIRE(cp);
+    CHECK(cp->position == store->head_position());
+    CHECK(cp->generation == 1);
+  });
 }

@@ -56,8 +56,9 @@ struct RebuildProgress {
 struct TableComparison {
   std::string table;  // live name
   std::uint64_t live_rows = 0, shadow_rows = 0;
-  // 64-bit FNV-1a over the column names and every value of every row in key order (key columns
-  // compared bytewise, as SQLite's BINARY collation), 16 hex digits; equal when the contents are.
+  // A 64-bit checksum (FNV-1a's step, a 64-bit word at a time) over the column names and every
+  // value of every row in key order (key columns compared bytewise, as SQLite's BINARY
+  // collation), 16 hex digits; equal when the contents are. Comparable within one build only.
   std::string live_checksum, shadow_checksum;
   // Up to RebuildOptions::max_reported_differences keys in key order, e.g. "id=r-7: only in
   // live", "id=r-8: only in shadow", "id=r-9: differs" (several key columns: "a=1, b=x: ...").
