@@ -3,6 +3,7 @@
 
 #include "annals/events/event.hpp"
 
+#include <boost/uuid/string_generator.hpp>
 #include <boost/uuid/uuid.hpp>
 #include <catch2/catch.hpp>
 #include <cctype>
@@ -105,6 +106,32 @@ TEST_CASE("to_string and parse_uuid round-trip the canonical form", "[events]") 
   // The nil uuid has a canonical form too.
   CHECK(to_string(boost::uuids::uuid{}) == "00000000-0000-0000-0000-000000000000");
   CHECK(parse_uuid("00000000-0000-0000-0000-000000000000").is_nil());
+}
+
+TEST_CASE("parse_uuid reads what boost's string_generator read from 36 characters", "[events]") {
+  const std::string alphabet = "0123456789abcdefABCDEF-{}g \xC3";
+  std::mt19937_64 rng(11);
+  std::size_t accepted = 0;
+  for (int i = 0; i < 20'000; ++i) {
+    std::string text = to_string(new_event_id());
+    for (int edits = static_cast<int>(rng() % 3); edits > 0; --edits) {
+      text[rng() % text.size()] = alphabet[rng() % alphabet.size()];
+    }
+    CAPTURE(text);
+    std::optional<boost::uuids::uuid> expected;
+    try {
+      expected = boost::uuids::string_generator{}(text);
+    } catch (const std::exception&) {
+    }
+    if (expected) {
+      ++accepted;
+      CHECK(parse_uuid(text) == *expected);
+    } else {
+      CHECK_THROWS_AS(parse_uuid(text), InvalidArgument);
+    }
+  }
+  CHECK(accepted > 5'000);
+  CHECK(accepted < 19'000);
 }
 
 TEST_CASE("parse_uuid rejects text that is not a UUID, naming it", "[events]") {
