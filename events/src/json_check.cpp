@@ -7,8 +7,11 @@
 // clang-format on
 
 #include <cmath>
+#include <clocale>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <string>
 
 #include "annals/events/event.hpp"
 #include "annals/events/json_archive.hpp"
@@ -17,13 +20,29 @@ namespace annals {
 
 namespace {
 
-// Refuses what RapidJSON lets through but JSON (and nlohmann::json, the previous validator)
-// does not: numbers beyond double's range (RapidJSON refuses most of them itself; this catches
-// those between DBL_MAX and 1e309) and a \uDC00-\uDFFF escape without a high surrogate before
-// it, which RapidJSON decodes to the bytes ED B0..BF.
+// Refuses what RapidJSON lets through but nlohmann::json (the previous validator) did not:
+// numbers beyond double's range (RapidJSON refuses most of them itself; this catches those
+// between DBL_MAX and 1e309) and a \uDC00-\uDFFF escape without a high surrogate before it,
+// which RapidJSON decodes to the bytes ED B0..BF. Numbers come as text and go through strtod,
+// as nlohmann's did: RapidJSON 1.1.0's own full-precision conversion hits undefined behaviour
+// (__builtin_clzll(0)) on a zero with a large exponent such as 0e-50.
 struct Checker : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Checker> {
   bool Default() { return true; }
-  bool Double(double d) { return std::isfinite(d); }
+  bool RawNumber(const char* s, rapidjson::SizeType n, bool) {
+    char local[64];
+    std::string heap;
+    const char* text = local;
+    if (n < sizeof local) {
+      std::memcpy(local, s, n);
+      local[n] = '\0';
+    } else {
+      heap.assign(s, n);
+      text = heap.c_str();
+    }
+    // The "C" locale: the host application's LC_NUMERIC must not change what a '.' means.
+    static const locale_t c_locale = newlocale(LC_ALL_MASK, "C", locale_t{});
+    return std::isfinite(strtod_l(text, nullptr, c_locale));
+  }
   bool String(const char* s, rapidjson::SizeType n, bool) { return no_lone_surrogate(s, n); }
   bool Key(const char* s, rapidjson::SizeType n, bool) { return no_lone_surrogate(s, n); }
 
@@ -40,10 +59,10 @@ struct Checker : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Checker> {
 
 // In situ, on a copy, so strings are not copied again; iterative,
 // so nesting depth costs heap, not stack; stop after the root value so what follows is checked
-// here (RapidJSON stops at a NUL byte as if at the end); full precision, so a number rounds to
-// infinity exactly when strtod says it does.
+// here (RapidJSON stops at a NUL byte as if at the end); numbers as text, for the handler.
 constexpr unsigned kFlags = rapidjson::kParseInsituFlag | rapidjson::kParseIterativeFlag |
-                            rapidjson::kParseStopWhenDoneFlag | rapidjson::kParseFullPrecisionFlag;
+                            rapidjson::kParseStopWhenDoneFlag |
+                            rapidjson::kParseNumbersAsStringsFlag;
 constexpr std::size_t kLocalBytes = 4096;
 
 }  // namespace
