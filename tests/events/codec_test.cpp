@@ -4,11 +4,21 @@
 #include "annals/events/codec.hpp"
 
 #include <catch2/catch.hpp>
+#include <cereal/archives/json.hpp>
+#include <cereal/types/map.hpp>
+#include <cereal/types/optional.hpp>
+#include <cereal/types/variant.hpp>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <functional>
 #include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <random>
 #include <set>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -776,4 +786,493 @@ TEST_CASE("an upcaster that throws gives a SerializationError", "[events][codec]
       [](Marker) -> MarkerV2 { throw std::out_of_range("upcaster bug"); });
   CHECK_THROWS_MATCHES(registry.decode<MarkerV2>(raw_record("Marker", 1, "{}")), SerializationError,
                        WhatContains("upcaster") && WhatContains("upcaster bug"));
+}
+
+// ---------------------------------------------------------------------------------------
+// annals' JSON archives against cereal's (the oracle): what one writes, both read alike
+// ---------------------------------------------------------------------------------------
+
+namespace {
+
+struct Address {
+  std::string city{};
+  std::uint16_t zip = 0;
+  std::optional<std::string> note{};
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(cereal::make_nvp("city", city), cereal::make_nvp("zip", zip), cereal::make_nvp("note", note));
+  }
+  friend bool operator==(const Address&, const Address&) = default;
+};
+
+// What a user's event plausibly holds: every arithmetic type cereal's JSON format knows,
+// nested structs, containers, optionals, a variant, a timestamp.
+struct Order {
+  static constexpr std::string_view kType = "Order";
+  static constexpr std::uint32_t kSchemaVersion = 1;
+  std::string id{};
+  bool paid = false;
+  char grade = 0;
+  std::int8_t i8 = 0;
+  std::uint8_t u8 = 0;
+  std::int16_t i16 = 0;
+  std::uint16_t u16 = 0;
+  std::int32_t i32 = 0;
+  std::uint32_t u32 = 0;
+  std::int64_t i64 = 0;
+  std::uint64_t u64 = 0;
+  long long ll = 0;            // cereal writes it as a string (not std::int64_t on LP64)
+  unsigned long long ull = 0;  // likewise
+  float f = 0;
+  double d = 0;
+  long double ld = 0;  // a string too
+  Address ship_to{};
+  std::vector<Address> history{};
+  std::vector<std::int64_t> numbers{};
+  std::map<std::string, double> scores{};
+  std::map<std::int32_t, std::string> labels{};
+  std::optional<Address> billing{};
+  std::optional<std::uint64_t> maybe{};
+  std::vector<std::vector<std::string>> tags{};
+  std::variant<std::int32_t, std::string> ref{};
+  Timestamp at{};
+
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(cereal::make_nvp("id", id), cereal::make_nvp("paid", paid), cereal::make_nvp("grade", grade),
+       cereal::make_nvp("i8", i8), cereal::make_nvp("u8", u8), cereal::make_nvp("i16", i16),
+       cereal::make_nvp("u16", u16), cereal::make_nvp("i32", i32), cereal::make_nvp("u32", u32),
+       cereal::make_nvp("i64", i64), cereal::make_nvp("u64", u64), cereal::make_nvp("ll", ll),
+       cereal::make_nvp("ull", ull), cereal::make_nvp("f", f), cereal::make_nvp("d", d),
+       cereal::make_nvp("ld", ld), cereal::make_nvp("ship_to", ship_to),
+       cereal::make_nvp("history", history), cereal::make_nvp("numbers", numbers),
+       cereal::make_nvp("scores", scores), cereal::make_nvp("labels", labels),
+       cereal::make_nvp("billing", billing), cereal::make_nvp("maybe", maybe),
+       cereal::make_nvp("tags", tags), cereal::make_nvp("ref", ref), cereal::make_nvp("at", at));
+  }
+  friend bool operator==(const Order&, const Order&) = default;
+};
+
+// Unnamed members: cereal names them value0, value1... and reads them by position.
+struct Unnamed {
+  static constexpr std::string_view kType = "Unnamed";
+  static constexpr std::uint32_t kSchemaVersion = 1;
+  std::string a{};
+  std::int32_t b = 0;
+  std::vector<std::string> c{};
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(a, cereal::make_nvp("b", b), c);
+  }
+  friend bool operator==(const Unnamed&, const Unnamed&) = default;
+};
+
+template <class E>
+E cereal_decode(const std::string& text) {
+  E e{};
+  std::istringstream in(text);
+  cereal::JSONInputArchive archive(in);
+  e.serialize(archive);
+  return e;
+}
+
+template <class E>
+E annals_decode(const std::string& text) {
+  E e{};
+  JsonInputArchive archive(text);
+  e.serialize(archive);
+  return e;
+}
+
+// What the previous encoder stored: cereal's writer, without indentation, line breaks between
+// members removed (cereal escapes them inside strings, so every raw newline is between tokens).
+template <class E>
+std::string cereal_encode(const E& event, bool strip_newlines) {
+  std::ostringstream out;
+  {
+    cereal::JSONOutputArchive archive(out, cereal::JSONOutputArchive::Options::NoIndent());
+    const_cast<E&>(event).serialize(archive);
+  }
+  std::string text = std::move(out).str();
+  if (strip_newlines) std::erase(text, '\n');
+  return text.empty() ? "{}" : text;
+}
+
+class Values {
+ public:
+  explicit Values(std::uint64_t seed) : rng_(seed) {}
+
+  std::string text() {
+    static const std::vector<std::string> pieces = {
+        "", "a", "hello world", "\"", "\\", "/", "\b\f\n\r\t", "\x01\x1f\x7f", "h\xC3\xA9llo",
+        "\xE2\x9C\x93", "\xF0\x9F\x9A\x80", "\xEF\xBF\xBF", "\xF4\x8F\xBF\xBF", "\\u0000", "NaN",
+        "{\"json\":[1,2]}", " ", std::string(300, 'x'), "value0", "\xE6\x97\xA5\xE6\x9C\xAC"};
+    std::string s;
+    const auto n = pick(6);
+    for (std::size_t i = 0; i < n; ++i) s += pieces[pick(pieces.size())];
+    return s;
+  }
+  template <class T>
+  T integer() {
+    const T edges[] = {T{0}, T{1}, std::numeric_limits<T>::max(), std::numeric_limits<T>::min(),
+                       static_cast<T>(std::numeric_limits<T>::max() / 3),
+                       static_cast<T>(std::numeric_limits<T>::min() + 1)};
+    if (pick(3) == 0) return static_cast<T>(rng_());
+    return edges[pick(std::size(edges))];
+  }
+  double real() {
+    const double edges[] = {0.0,
+                            -0.0,
+                            1.0,
+                            -1.5,
+                            0.1,
+                            1.0 / 3.0,
+                            1e300,
+                            -1e300,
+                            1e-300,
+                            std::numeric_limits<double>::denorm_min(),
+                            -std::numeric_limits<double>::denorm_min(),
+                            std::numeric_limits<double>::min() / 3,  // subnormal
+                            std::numeric_limits<double>::min(),
+                            std::numeric_limits<double>::max(),
+                            std::numeric_limits<double>::lowest(),
+                            std::numeric_limits<double>::epsilon(),
+                            9007199254740993.0,
+                            123456789012345678.0};
+    if (pick(3) == 0) {
+      for (;;) {  // any finite bit pattern
+        const std::uint64_t bits = rng_();
+        double d;
+        std::memcpy(&d, &bits, sizeof d);
+        if (std::isfinite(d)) return d;
+      }
+    }
+    return edges[pick(std::size(edges))];
+  }
+  std::size_t pick(std::size_t n) { return static_cast<std::size_t>(rng_() % n); }
+
+  Address address() {
+    Address a{.city = text(), .zip = integer<std::uint16_t>(), .note = {}};
+    if (pick(2) == 0) a.note = text();
+    return a;
+  }
+
+  Order order() {
+    Order o;
+    o.id = text();
+    o.paid = pick(2) == 0;
+    o.grade = static_cast<char>(integer<signed char>());
+    o.i8 = integer<std::int8_t>();
+    o.u8 = integer<std::uint8_t>();
+    o.i16 = integer<std::int16_t>();
+    o.u16 = integer<std::uint16_t>();
+    o.i32 = integer<std::int32_t>();
+    o.u32 = integer<std::uint32_t>();
+    o.i64 = integer<std::int64_t>();
+    o.u64 = integer<std::uint64_t>();
+    o.ll = integer<long long>();
+    o.ull = integer<unsigned long long>();
+    o.f = static_cast<float>(pick(2) == 0 ? 0.1 : -3.5e-20);
+    o.d = real();
+    o.ld = pick(2) == 0 ? 0.1L : -1e-4000L;
+    o.ship_to = address();
+    for (std::size_t n = pick(4); n > 0; --n) o.history.push_back(address());
+    for (std::size_t n = pick(5); n > 0; --n) o.numbers.push_back(integer<std::int64_t>());
+    for (std::size_t n = pick(4); n > 0; --n) o.scores[text()] = real();
+    for (std::size_t n = pick(4); n > 0; --n) o.labels[integer<std::int32_t>()] = text();
+    if (pick(2) == 0) o.billing = address();
+    if (pick(2) == 0) o.maybe = integer<std::uint64_t>();
+    for (std::size_t n = pick(3); n > 0; --n) {
+      o.tags.emplace_back();
+      for (std::size_t k = pick(3); k > 0; --k) o.tags.back().push_back(text());
+    }
+    if (pick(2) == 0) {
+      o.ref = integer<std::int32_t>();
+    } else {
+      o.ref = text();
+    }
+    o.at = from_micros(integer<std::int64_t>());
+    return o;
+  }
+
+  template <class E>
+  E workflow_event();
+
+ private:
+  std::mt19937_64 rng_;
+};
+
+template <>
+RunCreated Values::workflow_event<RunCreated>() {
+  return {text(), text(), text(), text(), text(), text(), text(), from_micros(integer<std::int64_t>())};
+}
+template <>
+NodeStarted Values::workflow_event<NodeStarted>() {
+  return {text(), text(), integer<std::uint32_t>(), text(), text(), text(), text(), text(),
+          from_micros(integer<std::int64_t>())};
+}
+template <>
+NodeCompleted Values::workflow_event<NodeCompleted>() {
+  return {text(), text(), text(), real(), integer<std::uint64_t>(),
+          from_micros(integer<std::int64_t>())};
+}
+template <>
+NodeFailed Values::workflow_event<NodeFailed>() {
+  return {text(), text(), text(), text(), real(), from_micros(integer<std::int64_t>())};
+}
+template <>
+RunSucceeded Values::workflow_event<RunSucceeded>() {
+  return {text(), text(), real(), integer<std::uint64_t>(), integer<std::uint32_t>(),
+          from_micros(integer<std::int64_t>())};
+}
+template <>
+RunFailed Values::workflow_event<RunFailed>() {
+  return {text(), text(), real(), integer<std::uint64_t>(), integer<std::uint32_t>(),
+          from_micros(integer<std::int64_t>())};
+}
+template <>
+RunStopped Values::workflow_event<RunStopped>() {
+  return {text(), text(), text(), real(), integer<std::uint64_t>(), integer<std::uint32_t>(),
+          from_micros(integer<std::int64_t>())};
+}
+template <>
+RunDeleted Values::workflow_event<RunDeleted>() {
+  return {text(), text(), text(), from_micros(integer<std::int64_t>())};
+}
+
+// The same document with every object's members in reverse order (arrays keep theirs).
+std::string reversed_members(const std::string& text) {
+  std::function<nlohmann::ordered_json(const nlohmann::ordered_json&)> reverse =
+      [&](const nlohmann::ordered_json& j) {
+        if (j.is_object()) {
+          nlohmann::ordered_json out = nlohmann::ordered_json::object();
+          std::vector<std::pair<std::string, nlohmann::ordered_json>> members;
+          for (const auto& [key, value] : j.items()) members.emplace_back(key, reverse(value));
+          for (auto it = members.rbegin(); it != members.rend(); ++it) out[it->first] = it->second;
+          return out;
+        }
+        if (j.is_array()) {
+          nlohmann::ordered_json out = nlohmann::ordered_json::array();
+          for (const auto& value : j) out.push_back(reverse(value));
+          return out;
+        }
+        return j;
+      };
+  return reverse(nlohmann::ordered_json::parse(text)).dump();
+}
+
+// Both readers give the original back from what annals writes now and from what the previous
+// encoder wrote (with and without its line breaks), and from all three with members reversed.
+template <class E>
+void check_both_readers(const E& original) {
+  const std::string now = encode_payload(original, PayloadFormat::json);
+  CAPTURE(now);
+  CHECK(now.find('\n') == std::string::npos);
+  CHECK(is_json_document(now));
+  const RecordedEvent context = raw_record(std::string(E::kType), 1, now);
+  for (const std::string& text :
+       {now, cereal_encode(original, false), cereal_encode(original, true), reversed_members(now),
+        reversed_members(cereal_encode(original, true))}) {
+    CAPTURE(text);
+    CHECK(cereal_decode<E>(text) == original);
+    CHECK(annals_decode<E>(text) == original);
+    CHECK(decode_payload<E>(text, PayloadFormat::json, context) == original);
+  }
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("annals' JSON archives and cereal's read every workflow event alike",
+                   "[events][codec][json]", RunCreated, NodeStarted, NodeCompleted, NodeFailed,
+                   RunSucceeded, RunFailed, RunStopped, RunDeleted) {
+  Values values(20261121);
+  check_both_readers(sample<TestType>());
+  check_both_readers(TestType{});
+  for (int i = 0; i < 200; ++i) check_both_readers(values.template workflow_event<TestType>());
+}
+
+TEST_CASE("annals' JSON archives and cereal's read a user's nested event alike",
+          "[events][codec][json]") {
+  Values values(7);
+  check_both_readers(Order{});
+  for (int i = 0; i < 300; ++i) check_both_readers(values.order());
+}
+
+TEST_CASE("annals' JSON archives write exactly cereal's shape, compactly", "[events][codec][json]") {
+  Order o;
+  o.id = "x";
+  o.ll = -5;
+  o.ull = 18446744073709551615ULL;
+  o.ld = 0.5L;
+  o.history = {Address{.city = "c", .zip = 1, .note = "n"}};
+  o.scores = {{"k", 1.5}};
+  o.maybe = 3;
+  o.ref = std::string("r");
+  // cereal's output with the indentation and line breaks removed is ours, byte for byte.
+  std::string cereal_text = cereal_encode(o, true);
+  std::string compact;
+  bool in_string = false;
+  for (std::size_t i = 0; i < cereal_text.size(); ++i) {
+    const char c = cereal_text[i];
+    if (in_string && c == '\\') {
+      compact += c;
+      compact += cereal_text[++i];
+      continue;
+    }
+    if (c == '"') in_string = !in_string;
+    if (!in_string && c == ' ') continue;
+    compact += c;
+  }
+  const std::string ours = encode_payload(o, PayloadFormat::json);
+  CHECK(ours == compact);
+  CHECK(ours.find(R"("ll":"-5")") != std::string::npos);
+  CHECK(ours.find(R"("ull":"18446744073709551615")") != std::string::npos);
+  CHECK(ours.find(R"("scores":[{"key":"k","value":1.5}])") != std::string::npos);
+  CHECK(ours.find(R"("maybe":{"nullopt":false,"data":3})") != std::string::npos);
+  CHECK(ours.find(R"("billing":{"nullopt":true})") != std::string::npos);
+
+  const Unnamed u{.a = "first", .b = 2, .c = {"x", "y"}};
+  const std::string unnamed = encode_payload(u, PayloadFormat::json);
+  CHECK(unnamed == R"({"value0":"first","b":2,"value1":["x","y"]})");
+  CHECK(cereal_encode(u, true) == R"({"value0": "first","b": 2,"value1": ["x","y"]})");
+  CHECK(cereal_decode<Unnamed>(unnamed) == u);
+  CHECK(annals_decode<Unnamed>(unnamed) == u);
+}
+
+TEST_CASE("annals' JSON encoder refuses what cereal's wrote but JSON cannot hold",
+          "[events][codec][json]") {
+  Order o;
+  SECTION("a NUL in a nested string") {
+    o.history = {Address{.city = std::string("a\0b", 3)}};
+    CHECK_THROWS_MATCHES(encode_payload(o, PayloadFormat::json), SerializationError,
+                         WhatContains("encode Order as JSON: a string holds a NUL character"));
+  }
+  SECTION("invalid UTF-8 in a map key") {
+    o.scores = {{"\xC3", 1.0}};
+    CHECK_THROWS_MATCHES(encode_payload(o, PayloadFormat::json), SerializationError,
+                         WhatContains("encode Order as JSON: a string is not valid UTF-8"));
+  }
+  SECTION("an infinite float and a NaN in a map") {
+    o.f = std::numeric_limits<float>::infinity();
+    CHECK_THROWS_MATCHES(encode_payload(o, PayloadFormat::json), SerializationError,
+                         WhatContains("encode Order as JSON: a number is NaN or infinite"));
+    o.f = 0;
+    o.scores = {{"k", std::nan("")}};
+    CHECK_THROWS_MATCHES(encode_payload(o, PayloadFormat::json), SerializationError,
+                         WhatContains("a number is NaN or infinite; use the binary payload format"));
+  }
+}
+
+TEST_CASE("a malformed JSON payload is a SerializationError from annals' reader",
+          "[events][codec][json]") {
+  const RunStopped valid{.run_id = "r-1",
+                         .stopped_by = "bob",
+                         .reason = "why",
+                         .elapsed_time = 1.5,
+                         .total_tokens = 9,
+                         .total_steps = 3,
+                         .finished_at = from_micros(kT0)};
+  const std::string good = encode_payload(valid, PayloadFormat::json);
+  const auto replaced = [&](const std::string& from, const std::string& to) {
+    std::string s = good;
+    const auto at = s.find(from);
+    REQUIRE(at != std::string::npos);
+    return s.replace(at, from.size(), to);
+  };
+  const RecordedEvent context = raw_record("RunStopped", 1, good);
+  const auto refused = [&](const std::string& text) {
+    CAPTURE(text);
+    CHECK_THROWS_MATCHES(decode_payload<RunStopped>(text, PayloadFormat::json, context),
+                         SerializationError,
+                         WhatContains("decode RunStopped v1 in stream WorkflowRun-r-9 at position "
+                                      "4242 (json payload"));
+  };
+  REQUIRE(decode_payload<RunStopped>(good, PayloadFormat::json, context) == valid);
+
+  SECTION("truncated at every byte") {
+    for (std::size_t cut = 0; cut < good.size(); ++cut) refused(good.substr(0, cut));
+  }
+  SECTION("wrong types") {
+    refused(replaced(R"("r-1")", "1"));
+    refused(replaced(R"("r-1")", "null"));
+    refused(replaced(R"("r-1")", R"({"a":"r-1"})"));
+    refused(replaced(R"("r-1")", R"(["r-1"])"));
+    refused(replaced(R"("total_tokens":9)", R"("total_tokens":"9")"));
+    refused(replaced(R"("total_tokens":9)", R"("total_tokens":9.0)"));
+    refused(replaced(R"("total_tokens":9)", R"("total_tokens":-9)"));
+    refused(replaced(R"("total_tokens":9)", R"("total_tokens":18446744073709551616)"));
+    refused(replaced(R"("total_tokens":9)", R"("total_tokens":true)"));
+    refused(replaced(R"("total_steps":3)", R"("total_steps":4294967296)"));
+    refused(replaced(R"("elapsed_time":1.5)", R"("elapsed_time":"1.5")"));
+    refused(replaced(R"("finished_at":1700000000123456)", R"("finished_at":9223372036854775808)"));
+  }
+  SECTION("a missing member names it") {
+    CHECK_THROWS_MATCHES(
+        decode_payload<RunStopped>(replaced(R"("reason":"why",)", ""), PayloadFormat::json, context),
+        SerializationError, WhatContains("no member \"reason\""));
+  }
+  SECTION("trailing bytes") {
+    refused(good + "x");
+    refused(good + "{}");
+    refused(good + ",");
+    refused(good + std::string(1, '\0'));
+    refused(good + std::string("\0{}", 3));
+    CHECK(decode_payload<RunStopped>(" \n" + good + " \t\r\n", PayloadFormat::json, context) ==
+          valid);
+  }
+  SECTION("NaN and infinity tokens") {
+    for (const char* token : {"NaN", "Infinity", "-Infinity", "Inf", "nan"}) {
+      refused(replaced("1.5", token));
+    }
+  }
+  SECTION("not one object") {
+    for (const std::string& text :
+         {std::string(), std::string(" "), std::string("\xEF\xBB\xBF") + good, std::string("42"),
+          std::string("\"s\""), std::string("null"), std::string("[]"), std::string("[") + good + "]",
+          std::string("{'run_id':'r-1'}"), std::string("{\"run_id\":\"r-1\",}")}) {
+      refused(text);
+    }
+  }
+  SECTION("deep nesting") {
+    refused(std::string(100'000, '['));
+    refused(std::string(100'000, '[') + std::string(100'000, ']'));
+    refused(replaced(R"("r-1")", std::string(100'000, '[') + std::string(100'000, ']')));
+    // Deeply nested but well-formed, in a member nobody reads: parsed without recursion.
+    const std::string deep = "{\"extra\":" + std::string(100'000, '[') +
+                             std::string(100'000, ']') + "," + good.substr(1);
+    CHECK(decode_payload<RunStopped>(deep, PayloadFormat::json, context) == valid);
+  }
+}
+
+TEST_CASE("a user's nested event with a wrong or out-of-range member is refused",
+          "[events][codec][json]") {
+  Order o;
+  o.history = {Address{.city = "c"}};
+  const std::string good = encode_payload(o, PayloadFormat::json);
+  const RecordedEvent context = raw_record("Order", 1, good);
+  REQUIRE(decode_payload<Order>(good, PayloadFormat::json, context) == o);
+  const auto refused = [&](const std::string& from, const std::string& to) {
+    std::string s = good;
+    const auto at = s.find(from);
+    REQUIRE(at != std::string::npos);
+    s.replace(at, from.size(), to);
+    CAPTURE(s);
+    CHECK_THROWS_AS(decode_payload<Order>(s, PayloadFormat::json, context), SerializationError);
+  };
+  refused(R"("i8":0)", R"("i8":128)");
+  refused(R"("u8":0)", R"("u8":256)");
+  refused(R"("u8":0)", R"("u8":-1)");
+  refused(R"("i16":0)", R"("i16":-32769)");
+  refused(R"("u16":0)", R"("u16":65536)");
+  refused(R"("i32":0)", R"("i32":2147483648)");
+  refused(R"("ll":"0")", R"("ll":0)");
+  refused(R"("ll":"0")", R"("ll":"0x")");
+  refused(R"("ull":"0")", R"("ull":"-1")");
+  refused(R"("ld":"0")", R"("ld":"zero")");
+  refused(R"("paid":false)", R"("paid":0)");
+  refused(R"("history":[{)", R"("history":{"x":{)");
+  refused(R"("numbers":[])", R"("numbers":{})");
+  refused(R"("ship_to":{)", R"("ship_to":[{)");
+  refused(R"("billing":{"nullopt":true})", R"("billing":{})");
+  refused(R"("ref":{"index":0,)", R"("ref":{"index":7,)");
 }

@@ -3,11 +3,14 @@
 
 #include "annals/events/event.hpp"
 
+#include <boost/uuid/string_generator.hpp>
 #include <boost/uuid/uuid.hpp>
 #include <catch2/catch.hpp>
 #include <cctype>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
+#include <random>
 #include <set>
 #include <string>
 #include <string_view>
@@ -103,6 +106,32 @@ TEST_CASE("to_string and parse_uuid round-trip the canonical form", "[events]") 
   // The nil uuid has a canonical form too.
   CHECK(to_string(boost::uuids::uuid{}) == "00000000-0000-0000-0000-000000000000");
   CHECK(parse_uuid("00000000-0000-0000-0000-000000000000").is_nil());
+}
+
+TEST_CASE("parse_uuid reads what boost's string_generator read from 36 characters", "[events]") {
+  const std::string alphabet = "0123456789abcdefABCDEF-{}g \xC3";
+  std::mt19937_64 rng(11);
+  std::size_t accepted = 0;
+  for (int i = 0; i < 20'000; ++i) {
+    std::string text = to_string(new_event_id());
+    for (int edits = static_cast<int>(rng() % 3); edits > 0; --edits) {
+      text[rng() % text.size()] = alphabet[rng() % alphabet.size()];
+    }
+    CAPTURE(text);
+    std::optional<boost::uuids::uuid> expected;
+    try {
+      expected = boost::uuids::string_generator{}(text);
+    } catch (const std::exception&) {
+    }
+    if (expected) {
+      ++accepted;
+      CHECK(parse_uuid(text) == *expected);
+    } else {
+      CHECK_THROWS_AS(parse_uuid(text), InvalidArgument);
+    }
+  }
+  CHECK(accepted > 5'000);
+  CHECK(accepted < 19'000);
 }
 
 TEST_CASE("parse_uuid rejects text that is not a UUID, naming it", "[events]") {
@@ -212,6 +241,90 @@ TEST_CASE("is_json_document accepts exactly one well-formed JSON value", "[event
     CHECK(is_json_document(std::string_view(text).substr(0, 7)));
     CHECK_FALSE(is_json_document(text));
   }
+}
+
+TEST_CASE("is_json_document gives nlohmann::json::accept's verdict", "[events][json]") {
+  // nlohmann::json was the validator before RapidJSON; what the store accepts must not change.
+  const std::vector<std::string> table = {
+      // values
+      "{}", "[]", "0", "-0", "-0.0", "1E+2", "1e-2", "1.5e-400", "123456789012345678901234567890",
+      "1.7976931348623157e308", "-1.7976931348623157e308", "4.9e-324", "0e-50", "-0.0e-400",
+      "0.000000000000000000000000000", "0e30", "1.5e-400", "true", "false", "null",
+      R"("")", R"("\u0000")", R"("\uD83D\uDE80")", R"("\u00e9\/\b")", "\"\x7f\"",
+      "\"\xF4\x8F\xBF\xBF\"", "\"\xEF\xBB\xBF\"", R"({"a":1,"a":2})", R"({"":""})",
+      " \t\r\n[ 1 , { \"a\" : [ ] } ]\n ",
+      // numbers JSON does not allow, or that overflow a double
+      "01", "1.", ".5", "1e", "1e+", "-", "+1", "0x10", "1e400", "-1e400", "1.8e308", "2e308",
+      std::string("1") + std::string(400, '0'), std::string("1") + std::string(308, '0'),
+      std::string("1") + std::string(309, '0'), std::string("-1") + std::string(308, '0'),
+      "Infinity", "-Infinity", "NaN", "nan",
+      // strings
+      R"("\uDC00")", R"("\uD800")", R"("\uD800x")", R"("\uD800\u0041")", R"("\x41")",
+      R"("\u12")", "\"\x01\"", "\"a\tb\"", "'a'", "\"\xC0\x80\"", "\"\xC3\"",
+      "\"\xED\xA0\x80\"", "\"\xF4\x90\x80\x80\"", "\"\xF5\x80\x80\x80\"",
+      "\"\xE0\x9F\xBF\"", "\"\xFF\"", "\"\x80\"",
+      // structure
+      "", " ", "{", "}", "[1,]", "[,1]", R"({"a":1,})", "[1 2]", R"({"a" 1})", "{1:2}",
+      R"({"a":})", "{} {}", "{}x", "{}\f", "/*c*/{}", "{}//c", "tru", "nul", "[", "]",
+      std::string(10'000, '[') + std::string(10'000, ']'), std::string(10'000, '['),
+      std::string(10'000, '[') + std::string(9'999, ']'), "[[[]]]]"};
+  REQUIRE(table.size() >= 40);
+  std::size_t accepted = 0;
+  for (const std::string& text : table) {
+    CAPTURE(text);
+    const bool expected = nlohmann::json::accept(text);
+    CHECK(is_json_document(text) == expected);
+    accepted += expected ? 1 : 0;
+  }
+  CHECK(accepted > 20);  // both verdicts are well represented
+  CHECK(accepted < table.size() / 2);
+}
+
+TEST_CASE("is_json_document is stricter than nlohmann::json in a few places", "[events][json]") {
+  // nlohmann skips a UTF-8 byte order mark; SQLite's json functions do not, and neither does
+  // either payload reader.
+  CHECK(nlohmann::json::accept(std::string("\xEF\xBB\xBF{}")));
+  CHECK_FALSE(is_json_document("\xEF\xBB\xBF{}"));
+  // nlohmann stops at a NUL byte as if the text ended there; it is not whitespace.
+  const std::string nul("{}\0{garbage", 11);
+  CHECK(nlohmann::json::accept(nul));
+  CHECK_FALSE(is_json_document(nul));
+  CHECK_FALSE(is_json_document(std::string("[1]\0", 4)));
+  CHECK_FALSE(is_json_document(std::string("[\"a\0\"]", 6)));
+  // RapidJSON 1.1.0's number scanner refuses an exponent above 308 (less the fraction digits)
+  // whatever the value: a zero with a huge exponent is refused. A JSON text nobody writes.
+  CHECK(nlohmann::json::accept("0e400"));
+  CHECK_FALSE(is_json_document("0e400"));
+}
+
+TEST_CASE("is_json_document agrees with nlohmann::json on mutated documents", "[events][json]") {
+  const std::vector<std::string> seeds = {
+      R"({"run_id":"r-1","n":[1,2.5,-3e10,true,false,null],"o":{"k":"v\u00e9\n"}})",
+      "[\"h\xC3\xA9llo \xF0\x9F\x9A\x80\",{\"a\":{\"b\":[]}},-0.5e-3,\"\\uD83D\\uDE80\"]",
+      R"({"e":"\"\\\/\b\f\n\r\t","u":"\uDBFF\uDFFF","big":18446744073709551615})"};
+  const std::string alphabet = "{}[],:\"\\ \t\n0123456789-+.eEtrufalsn\x80\xBF\xC3\xED\xF0uDdAa";
+  std::mt19937_64 rng(5);
+  std::size_t compared = 0, accepted = 0;
+  for (int i = 0; i < 20'000; ++i) {
+    std::string text = seeds[rng() % seeds.size()];
+    for (int edits = 1 + static_cast<int>(rng() % 3); edits > 0 && !text.empty(); --edits) {
+      const std::size_t at = rng() % text.size();
+      const char c = alphabet[rng() % alphabet.size()];
+      switch (rng() % 4) {
+        case 0: text[at] = c; break;
+        case 1: text.insert(at, 1, c); break;
+        case 2: text.erase(at, 1); break;
+        default: text.resize(at); break;
+      }
+    }
+    CAPTURE(text);
+    const bool expected = nlohmann::json::accept(text);
+    CHECK(is_json_document(text) == expected);
+    ++compared;
+    accepted += expected ? 1 : 0;
+  }
+  CHECK(compared == 20'000);
+  CHECK(accepted > 1'000);  // the mutations do not only break documents
 }
 
 // ---------------------------------------------------------------------------------------

@@ -4,20 +4,20 @@
 // schema versions through upcasters.
 //
 //   std::string bytes = annals::encode_payload(RunStopped{"42"}, annals::PayloadFormat::json);
-//   // bytes == R"({"run_id": "42"})"
+//   // bytes == R"({"run_id":"42",...})"
 //   annals::EventTypeRegistry registry;
 //   registry.add_upcaster<RunCreatedV1, RunCreated>([](RunCreatedV1 v1) { return RunCreated{...};
 //   }); RunCreated e = registry.decode<RunCreated>(recorded);   // v1 records come back as v2
 //
 // JSON payloads are one object with a member per field (json_extract(payload, '$.run_id')
-// works on them); binary payloads are cereal's portable binary archive. Timestamps are
+// works on them), in cereal's JSON shape, written and read in memory by annals' own archives
+// (json_archive.hpp); binary payloads are cereal's portable binary archive. Timestamps are
 // encoded as integer microseconds since the Unix epoch in both.
 //
 // Thread-safety: the free functions are thread-safe. An EventTypeRegistry may be read
 // from many threads at once once it is built; building it is not synchronized.
 
 #include <any>
-#include <cereal/archives/json.hpp>
 #include <cereal/archives/portable_binary.hpp>
 #include <cereal/cereal.hpp>
 #include <cereal/types/string.hpp>
@@ -25,7 +25,9 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <istream>
 #include <sstream>
+#include <streambuf>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -33,6 +35,7 @@
 
 #include "annals/events/error.hpp"
 #include "annals/events/event.hpp"
+#include "annals/events/json_archive.hpp"
 
 namespace cereal {
 
@@ -53,30 +56,32 @@ namespace annals {
 namespace detail {
 // Throws SerializationError naming the record: its type, schema version, stream and position.
 [[noreturn]] void throw_decode_error(const RecordedEvent& record, std::string_view what);
-// Makes cereal's JSON output a stored payload: removes the line breaks its writer puts
-// between members (never inside strings: the writer escapes control characters there), and
-// throws SerializationError for what cereal writes but JSON cannot hold faithfully: the bare
-// tokens NaN and Infinity of non-finite doubles, NUL characters in strings (cereal's reader
-// would cut the string at the NUL) and text that is not UTF-8. An event with no fields
-// becomes {}.
-void finish_json(std::string& text, std::string_view type);
+// Throws the SerializationError for a value the JSON format refuses (JsonRefusal).
+[[noreturn]] void throw_json_refusal(std::string_view type, const JsonRefusal& refusal);
+
+// A read-only stream buffer over bytes the caller keeps alive: istream access without a copy.
+class ViewStreambuf : public std::streambuf {
+ public:
+  explicit ViewStreambuf(std::string_view bytes) {
+    // std::streambuf wants char*; nothing writes through it (putback only moves back).
+    char* p = const_cast<char*>(bytes.data());
+    setg(p, p, p + bytes.size());
+  }
+};
 }  // namespace detail
 
-// Encodes a typed event's fields. Throws SerializationError if cereal fails.
+// Encodes a typed event's fields. Throws SerializationError if cereal fails or, for JSON, if
+// a string is not UTF-8 or holds a NUL character, or a number is NaN or infinite.
 template <TypedEvent E>
 [[nodiscard]] std::string encode_payload(const E& event, PayloadFormat format) {
   try {
-    std::ostringstream out;
     if (format == PayloadFormat::json) {
-      {
-        cereal::JSONOutputArchive archive(out, cereal::JSONOutputArchive::Options::NoIndent());
-        // Serialize the members straight into the root object: no "value0" wrapper.
-        const_cast<E&>(event).serialize(archive);
-      }
-      std::string text = std::move(out).str();
-      detail::finish_json(text, E::kType);
-      return text;
+      JsonOutputArchive archive;
+      // Serialize the members straight into the root object: no "value0" wrapper.
+      const_cast<E&>(event).serialize(archive);
+      return std::move(archive).finish();
     }
+    std::ostringstream out;
     {
       cereal::PortableBinaryOutputArchive archive(out);
       const_cast<E&>(event).serialize(archive);
@@ -84,6 +89,8 @@ template <TypedEvent E>
     return std::move(out).str();
   } catch (const Error&) {
     throw;
+  } catch (const JsonRefusal& refusal) {
+    detail::throw_json_refusal(E::kType, refusal);
   } catch (const std::exception& e) {
     throw SerializationError("encode " + std::string(E::kType) + ": " + e.what());
   }
@@ -96,11 +103,12 @@ template <TypedEvent E>
                                const RecordedEvent& context) {
   E event{};
   try {
-    std::istringstream in{std::string(payload)};
     if (format == PayloadFormat::json) {
-      cereal::JSONInputArchive archive(in);
+      JsonInputArchive archive(payload);
       event.serialize(archive);
     } else {
+      detail::ViewStreambuf bytes(payload);
+      std::istream in(&bytes);
       {
         cereal::PortableBinaryInputArchive archive(in);
         event.serialize(archive);
