@@ -235,6 +235,9 @@ void print_table(std::ostream& out, const std::vector<Result>& results, const st
           << figure(r.ten_event_load_us) << " us: " << fixed(r.snapshot_ratio, 2)
           << "x (target <= 2x)\n";
     }
+    if (r.group_stats) {
+      out << "    appends per transaction (group commit): " << fixed(r.average_group, 2) << '\n';
+    }
     if (!r.note.empty()) out << "    " << r.note << '\n';
   }
   out << "RSS MB: peak resident set of the measuring child process, annals / baseline\n";
@@ -271,6 +274,7 @@ void print_json(std::ostream& out, const std::vector<Result>& results, const std
       w["ten_event_load_us"] = r.ten_event_load_us;
       w["snapshot_ratio"] = r.snapshot_ratio;
     }
+    if (r.group_stats) w["average_group"] = r.average_group;
     if (!r.note.empty()) w["note"] = r.note;
     doc["workloads"].push_back(std::move(w));
   }

@@ -27,7 +27,8 @@ struct Options {
 // One timed run of one side of a workload.
 struct Sample {
   double value = 0;        // the figure, in the workload's unit
-  double secondary = 0;    // W7: the first page's time; W4: a load with a snapshot (us)
+  double secondary = 0;    // W7: the first page's time; W4: a load with a snapshot (us);
+                           // W8: the average group-commit size
   double tertiary = 0;     // W4: a 10-event load (us)
   double peak_rss_mb = 0;  // the measuring process's peak resident set
 };
@@ -90,6 +91,9 @@ struct Result {
   // W4 only, when the snapshot API exists: a load from a snapshot against a 10-event load.
   bool snapshot = false;
   double snapshot_load_us = 0, ten_event_load_us = 0, snapshot_ratio = 0;
+  // W8 only: appends per transaction in annals' store (median over the repetitions).
+  bool group_stats = false;
+  double average_group = 0;
 };
 
 void print_table(std::ostream& out, const std::vector<Result>& results, const std::string& scale,

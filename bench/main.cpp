@@ -60,6 +60,10 @@ Result measure(const Workload& w, const Options& options, std::size_t repetition
     r.ten_event_load_us = summarize(annals_third).median;
     r.snapshot_ratio = r.ten_event_load_us > 0 ? r.snapshot_load_us / r.ten_event_load_us : 0;
   }
+  if (w.group_stats) {
+    r.group_stats = true;
+    r.average_group = summarize(annals_first).median;
+  }
   return r;
 }
 

@@ -27,6 +27,8 @@ struct Workload {
   std::function<Sample()> baseline;
   // W4: secondary = a load from a snapshot, tertiary = a 10-event load (when snapshots exist)
   bool snapshot = false;
+  // W8: secondary = the store's average group-commit size (appends per transaction)
+  bool group_stats = false;
 };
 
 // Every workload at the options' scale, working under `dir`.
