@@ -9,10 +9,21 @@
 //
 // Thread-safety: as EventStore. write_transaction() is serialized with appends (the same
 // writer, BEGIN IMMEDIATE); read_transaction() runs on a pooled read connection in one snapshot.
-// A callback must use only the session it is given. Calling back into the same store from
-// inside a transaction callback or an AppendHook is not supported: on a file it may wait for
-// the lock the caller holds until the busy timeout (StoreError); on memory:, whose readers share
-// the writer's connection, a nested transaction fails with StoreError.
+// A callback must use only the session it is given. Calling append() or write_transaction() on
+// the same store from inside a write transaction callback or an AppendHook's on_append() (on
+// the thread that runs it) would wait for itself: it throws InvalidArgument instead. Commit
+// listeners and on_commit()/on_rollback() run outside the writer and may append.
+//
+// Group commit (StoreOptions::group_commit, on by default): appends that arrive while the
+// writer is busy queue up; the thread that finds the writer free becomes the leader and runs
+// the queued appends (up to 64 of them, about 4096 events) in one transaction, each inside its
+// own SAVEPOINT, then commits once (one fsync). Each append is checked on its own: one that
+// fails (ConcurrencyError, a duplicate event id, a hook throwing) is rolled back to its
+// savepoint and its caller alone gets the exception; the others continue at the next position,
+// so positions stay gap-free and the hash chain intact. Every caller returns after the commit
+// that holds its events (or throws if it failed: if BEGIN or COMMIT fails, every append of the
+// group gets that StoreError and nothing of the group is written). Hooks and commit listeners
+// may therefore run on another caller's thread.
 
 #include <cstdint>
 #include <functional>
@@ -25,18 +36,37 @@
 namespace annals {
 
 // Something that runs inside every append's transaction: inline projections.
+// With group commit, several appends share one transaction; each append's hook calls are its
+// own: on_append() for append A, then (if A failed) on_rollback() for A while the transaction
+// goes on with other appends, or, after the shared commit, on_commit() for A. Calls for one
+// store object never overlap inside the transaction (one writer), and hooks see appends in
+// position order.
 class AppendHook {
  public:
   virtual ~AppendHook() = default;
-  // Called inside the append's transaction, after its events are inserted and before it
-  // commits. `appended` are the new events in position order. Throwing rolls the whole append
-  // back and the exception reaches the caller of append().
+  // Called inside the append's transaction (with group commit: inside the append's savepoint),
+  // after its events are inserted and before it commits. `appended` are the new events in
+  // position order. Throwing rolls this append back (to its savepoint) and the exception
+  // reaches that append's caller alone.
   virtual void on_append(SqlSession& sql, const std::vector<RecordedEvent>& appended) = 0;
-  // Called after that transaction committed, outside any lock.
+  // Called after the transaction holding this append committed, outside the writer's lock,
+  // on the leader's thread (possibly not the appending thread), before the caller returns.
   virtual void on_commit(const std::vector<RecordedEvent>& appended) noexcept = 0;
-  // Called instead of on_commit when the transaction rolled back after on_append() was called
-  // on some hook (this one's may have thrown or not run at all).
+  // Called instead of on_commit when this append's changes were rolled back after on_append()
+  // was called on some hook (this one's may have thrown or not run at all). The rollback may
+  // be to the append's savepoint while the transaction continues with later appends (whose
+  // positions may then reuse `appended`'s), or of the whole transaction when its COMMIT failed
+  // (then every append of the group hears it, after the on_append() of all of them). Called
+  // exactly once per append whose on_append() was called.
   virtual void on_rollback(const std::vector<RecordedEvent>& appended) noexcept { (void)appended; }
+};
+
+// What group commit did on a store object since it was opened.
+struct GroupCommitStats {
+  std::uint64_t groups = 0;    // append transactions run (one per group)
+  std::uint64_t requests = 0;   // append calls they carried (kept or refused)
+  std::uint64_t max_group = 0;  // the most append calls one transaction carried
+  std::uint64_t queued = 0;     // append calls waiting for a group right now
 };
 
 class SqlEventStore : public EventStore {
@@ -55,6 +85,10 @@ class SqlEventStore : public EventStore {
   // lock. Returns an id for remove_commit_listener(). fn must not throw.
   virtual std::uint64_t add_commit_listener(std::function<void(std::uint64_t)> fn) = 0;
   virtual void remove_commit_listener(std::uint64_t id) noexcept = 0;
+
+  // Counters of append transactions (with group commit off, one per append call), for
+  // benchmarks and tests: requests / groups is the average group size. Thread-safe.
+  [[nodiscard]] virtual GroupCommitStats group_commit_stats() const noexcept { return {}; }
 };
 
 // Like open_event_store(), for the backends that are SQL databases (sqlite:, memory:).

@@ -1,0 +1,396 @@
+// Group commit: concurrent appends share one transaction, each checked and refused on its own.
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "annals/store/hash_chain.hpp"
+#include "annals/store/sql_event_store.hpp"
+#include "support/backends.hpp"
+#include "support/temp_dir.hpp"
+
+using namespace annals;
+using annals::test::make_event;
+
+namespace {
+
+// A hook made of functions, recording what it heard.
+class RecordingHook final : public AppendHook {
+ public:
+  std::function<void(SqlSession&, const std::vector<RecordedEvent>&)> append_fn;
+
+  void on_append(SqlSession& sql, const std::vector<RecordedEvent>& appended) override {
+    if (append_fn) append_fn(sql, appended);
+  }
+  void on_commit(const std::vector<RecordedEvent>& appended) noexcept override {
+    std::lock_guard lock(mutex);
+    committed.push_back(appended.front().stream_id);
+  }
+  void on_rollback(const std::vector<RecordedEvent>& appended) noexcept override {
+    std::lock_guard lock(mutex);
+    rolled_back.push_back(appended.front().stream_id);
+  }
+
+  std::mutex mutex;
+  std::vector<std::string> committed, rolled_back;
+};
+
+// Waits (up to 10 s) until `n` appends are queued behind the running group.
+bool wait_queued(const SqlEventStore& store, std::uint64_t n) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (store.group_commit_stats().queued < n) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+// What one thread's append call ended with.
+struct Outcome {
+  std::optional<AppendResult> result;
+  std::exception_ptr error;
+};
+
+// Runs `gate` in a group of its own whose hook waits until the `others` are queued, so that
+// they then form one group together. Returns each call's outcome, gate's first.
+std::vector<Outcome> run_gated(SqlEventStore& store, RecordingHook& hook,
+                               std::vector<std::function<AppendResult()>> others) {
+  std::atomic<bool> gate_open{false};
+  std::atomic<bool> queued_in_time{false};
+  const std::uint64_t n = others.size();
+  hook.append_fn = [&, inner = hook.append_fn](SqlSession& sql,
+                                               const std::vector<RecordedEvent>& appended) {
+    if (appended.front().stream_id == "gate" && !gate_open.exchange(true)) {
+      queued_in_time = wait_queued(store, n);
+    }
+    if (inner) inner(sql, appended);
+  };
+  std::vector<Outcome> outcomes(n + 1);
+  std::vector<std::thread> threads;
+  threads.emplace_back([&] {
+    try {
+      outcomes[0].result = store.append("gate", ExpectedVersion::any(), {make_event()});
+    } catch (...) {
+      outcomes[0].error = std::current_exception();
+    }
+  });
+  while (!gate_open) std::this_thread::yield();
+  for (std::size_t i = 0; i < n; ++i) {
+    threads.emplace_back([&, i] {
+      try {
+        outcomes[i + 1].result = others[i]();
+      } catch (...) {
+        outcomes[i + 1].error = std::current_exception();
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  REQUIRE(queued_in_time);
+  return outcomes;
+}
+
+template <class E>
+bool fails_with(const Outcome& o) {
+  if (!o.error) return false;
+  try {
+    std::rethrow_exception(o.error);
+  } catch (const E&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+std::string error_text(const Outcome& o) {
+  try {
+    std::rethrow_exception(o.error);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+}
+
+// Positions 1..head with no gap, and a hash chain that verifies.
+void check_log_intact(const SqlEventStore& store) {
+  const auto all = store.read_all(1, SIZE_MAX);
+  for (std::size_t i = 0; i < all.size(); ++i) REQUIRE(all[i].position == i + 1);
+  REQUIRE(store.head_position() == all.size());
+  const LogVerification v = verify_log(store);
+  CHECK(v.events == all.size());
+}
+
+std::string memory_or_file(const test::TempDir& dir, bool memory, const std::string& options) {
+  return memory ? "memory:?" + options : dir.sqlite_uri("events.db", options);
+}
+
+}  // namespace
+
+TEST_CASE("threads appending at once to their own and a shared stream lose and repeat nothing",
+          "[store][group_commit][concurrency]") {
+  test::TempDir dir;
+  const bool memory = GENERATE(false, true);
+  const std::string mode = GENERATE(std::string("on"), std::string("off"));
+  CAPTURE(memory, mode);
+  auto store =
+      open_sql_event_store(memory_or_file(dir, memory, "synchronous=normal&group_commit=" + mode));
+  store->write_transaction(
+      [](SqlSession& sql) { sql.execute("CREATE TABLE side (n INTEGER NOT NULL)"); });
+
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 40;
+  std::mutex mutex;
+  std::map<std::string, AppendResult> acknowledged;  // payload -> result
+  std::atomic<int> conflicts{0}, other_errors{0}, calls{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      const std::string own = "own-" + std::to_string(t);
+      for (int i = 0; i < kPerThread; ++i) {
+        const bool shared = i % 2 == 1;
+        const std::string stream = shared ? "shared" : own;
+        const std::string payload =
+            "{\"t\":" + std::to_string(t) + ",\"i\":" + std::to_string(i) + "}";
+        const auto version = store->stream_version(stream);
+        try {
+          ++calls;
+          const AppendResult r = store->append(stream, ExpectedVersion::exactly(version.value_or(0)),
+                                               {make_event("Tick", payload)});
+          std::lock_guard lock(mutex);
+          acknowledged.emplace(payload, r);
+        } catch (const ConcurrencyError&) {
+          REQUIRE(shared);  // only the shared stream can conflict
+          ++conflicts;
+        } catch (...) {
+          ++other_errors;
+        }
+        if (t == 0 && i % 8 == 0) {  // write transactions take turns with the groups
+          store->write_transaction([](SqlSession& sql) { sql.execute("INSERT INTO side VALUES (1)"); });
+        }
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+
+  CHECK(other_errors == 0);
+  const auto all = store->read_all(1, SIZE_MAX);
+  REQUIRE(all.size() == acknowledged.size());
+  std::set<std::string> seen;
+  for (const RecordedEvent& e : all) {
+    REQUIRE(seen.insert(e.payload).second);  // exactly once
+    auto it = acknowledged.find(e.payload);
+    REQUIRE(it != acknowledged.end());
+    CHECK(it->second.first_position == e.position);
+    CHECK(it->second.last_position == e.position);
+    CHECK(it->second.stream_version == e.version);
+  }
+  for (int t = 0; t < kThreads; ++t) {
+    CHECK(store->stream_version("own-" + std::to_string(t)) == std::uint64_t{kPerThread / 2});
+  }
+  const auto shared = store->read_stream("shared");
+  for (std::size_t i = 0; i < shared.size(); ++i) REQUIRE(shared[i].version == i + 1);
+  CHECK(shared.size() + static_cast<std::size_t>(conflicts.load()) ==
+        std::size_t{kThreads * kPerThread / 2});
+  check_log_intact(*store);
+
+  const GroupCommitStats stats = store->group_commit_stats();
+  CHECK(stats.requests == static_cast<std::uint64_t>(calls.load()));
+  CHECK(stats.groups <= stats.requests);
+  CHECK(stats.queued == 0);
+  if (mode == "off") CHECK(stats.max_group == 1);
+  std::int64_t side = 0;
+  store->read_transaction(
+      [&](SqlSession& sql) { side = sql.query("SELECT count(*) FROM side").at(0).integer(0); });
+  CHECK(side == kPerThread / 8);
+}
+
+TEST_CASE("a conflicting or duplicate append in a group fails alone and the others commit",
+          "[store][group_commit][concurrency]") {
+  test::TempDir dir;
+  const bool memory = GENERATE(false, true);
+  CAPTURE(memory);
+  auto store = open_sql_event_store(memory_or_file(dir, memory, "synchronous=normal"));
+  NewEvent existing = make_event();
+  existing.event_id = boost::uuids::uuid{{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}};
+  store->append("existing", ExpectedVersion::no_stream(), {existing});
+  auto hook = std::make_shared<RecordingHook>();
+  store->add_append_hook(hook);
+  const GroupCommitStats before = store->group_commit_stats();
+
+  const auto outcomes = run_gated(
+      *store, *hook,
+      {[&] { return store->append("s1", ExpectedVersion::no_stream(), {make_event(), make_event()}); },
+       [&] { return store->append("s2", ExpectedVersion::exactly(5), {make_event()}); },
+       [&] { return store->append("s3", ExpectedVersion::no_stream(), {existing}); },
+       [&] { return store->append("s4", ExpectedVersion::no_stream(), {make_event()}); }});
+
+  REQUIRE(outcomes[0].result);
+  REQUIRE(outcomes[1].result);
+  REQUIRE(fails_with<ConcurrencyError>(outcomes[2]));
+  CHECK_THAT(error_text(outcomes[2]), Catch::Contains("s2") && Catch::Contains("version 5"));
+  REQUIRE(fails_with<InvalidArgument>(outcomes[3]));
+  CHECK_THAT(error_text(outcomes[3]), Catch::Contains("already in the store"));
+  REQUIRE(outcomes[4].result);
+
+  const GroupCommitStats after = store->group_commit_stats();
+  CHECK(after.groups - before.groups == 2);  // the gate alone, then the four together
+  CHECK(after.requests - before.requests == 5);
+  CHECK(after.max_group == 4);
+
+  // s1 and s4 follow the gate in some order, with no gap where s2 and s3 were refused.
+  CHECK(outcomes[0].result->first_position == 2);
+  std::set<std::uint64_t> firsts{outcomes[1].result->first_position,
+                                 outcomes[4].result->first_position};
+  CHECK((firsts == std::set<std::uint64_t>{3, 5} || firsts == std::set<std::uint64_t>{3, 4}));
+  CHECK(store->head_position() == 5);
+  CHECK_FALSE(store->stream_version("s2"));
+  CHECK_FALSE(store->stream_version("s3"));
+  CHECK(store->stream_version("s1") == std::uint64_t{2});
+  CHECK(store->stream_version("s4") == std::uint64_t{1});
+  check_log_intact(*store);
+
+  // The refused appends never reached on_append (they failed before it): nothing to roll back.
+  std::lock_guard lock(hook->mutex);
+  CHECK(hook->rolled_back.empty());
+  CHECK(std::multiset<std::string>(hook->committed.begin(), hook->committed.end()) ==
+        std::multiset<std::string>{"gate", "s1", "s4"});
+}
+
+TEST_CASE("a hook that throws fails only its own append and its writes are rolled back",
+          "[store][group_commit][hooks]") {
+  test::TempDir dir;
+  const bool memory = GENERATE(false, true);
+  CAPTURE(memory);
+  auto store = open_sql_event_store(memory_or_file(dir, memory, "synchronous=normal"));
+  store->write_transaction(
+      [](SqlSession& sql) { sql.execute("CREATE TABLE seen (stream TEXT NOT NULL)"); });
+  auto hook = std::make_shared<RecordingHook>();
+  hook->append_fn = [](SqlSession& sql, const std::vector<RecordedEvent>& appended) {
+    sql.execute("INSERT INTO seen VALUES ($1)", {appended.front().stream_id});
+    if (appended.front().stream_id == "bad") throw InvalidArgument("the hook refuses bad");
+  };
+  store->add_append_hook(hook);
+  const GroupCommitStats before = store->group_commit_stats();
+
+  const auto outcomes = run_gated(
+      *store, *hook,
+      {[&] { return store->append("ok1", ExpectedVersion::any(), {make_event()}); },
+       [&] { return store->append("bad", ExpectedVersion::any(), {make_event(), make_event()}); },
+       [&] { return store->append("ok2", ExpectedVersion::any(), {make_event()}); }});
+
+  REQUIRE(outcomes[0].result);
+  REQUIRE(outcomes[1].result);
+  REQUIRE(fails_with<InvalidArgument>(outcomes[2]));
+  CHECK_THAT(error_text(outcomes[2]), Catch::Contains("the hook refuses bad"));
+  REQUIRE(outcomes[3].result);
+  CHECK(store->group_commit_stats().groups - before.groups == 2);
+  CHECK(store->group_commit_stats().max_group == 3);
+
+  CHECK_FALSE(store->stream_version("bad"));
+  CHECK(store->head_position() == 3);
+  check_log_intact(*store);
+  std::vector<std::string> seen;
+  store->read_transaction([&](SqlSession& sql) {
+    for (const SqlRow& row : sql.query("SELECT stream FROM seen ORDER BY stream")) {
+      seen.push_back(row.text(0));
+    }
+  });
+  CHECK(seen == std::vector<std::string>{"gate", "ok1", "ok2"});
+  std::lock_guard lock(hook->mutex);
+  CHECK(hook->rolled_back == std::vector<std::string>{"bad"});
+  CHECK(std::multiset<std::string>(hook->committed.begin(), hook->committed.end()) ==
+        std::multiset<std::string>{"gate", "ok1", "ok2"});
+}
+
+TEST_CASE("appending from inside a hook or a write transaction of the same store is refused",
+          "[store][group_commit][hooks]") {
+  test::TempDir dir;
+  const bool memory = GENERATE(false, true);
+  const std::string mode = GENERATE(std::string("on"), std::string("off"));
+  CAPTURE(memory, mode);
+  auto store = open_sql_event_store(memory_or_file(dir, memory, "group_commit=" + mode));
+  auto hook = std::make_shared<RecordingHook>();
+  std::string inner_error;
+  hook->append_fn = [&](SqlSession&, const std::vector<RecordedEvent>& appended) {
+    if (appended.front().stream_id != "outer") return;
+    try {
+      store->append("inner", ExpectedVersion::any(), {make_event()});
+    } catch (const InvalidArgument& e) {
+      inner_error = e.what();
+      throw;
+    }
+  };
+  store->add_append_hook(hook);
+
+  CHECK_THROWS_AS(store->append("outer", ExpectedVersion::any(), {make_event()}), InvalidArgument);
+  CHECK_THAT(inner_error, Catch::Contains("append to inner") && Catch::Contains("same thread"));
+  CHECK(store->head_position() == 0);
+
+  CHECK_THROWS_WITH(store->write_transaction([&](SqlSession&) {
+    (void)store->append("inner", ExpectedVersion::any(), {make_event()});
+  }),
+                    Catch::Contains("same thread"));
+  CHECK_THROWS_AS(store->write_transaction([&](SqlSession&) {
+    store->write_transaction([](SqlSession&) {});
+  }),
+                  InvalidArgument);
+  CHECK(store->head_position() == 0);
+
+  // The store still works, and a commit listener (outside the writer) may append.
+  std::atomic<int> echoes{0};
+  store->add_commit_listener([&](std::uint64_t) {
+    if (echoes++ == 0) store->append("echo", ExpectedVersion::any(), {make_event()});
+  });
+  store->append("plain", ExpectedVersion::any(), {make_event()});
+  CHECK(store->stream_version("plain") == std::uint64_t{1});
+  CHECK(store->stream_version("echo") == std::uint64_t{1});
+  check_log_intact(*store);
+}
+
+TEST_CASE("group_commit off runs every append in its own transaction",
+          "[store][group_commit]") {
+  test::TempDir dir;
+  StoreOptions options;
+  options.group_commit = false;
+  options.synchronous = Synchronous::normal;
+  auto store = open_sql_event_store(dir.sqlite_uri(), options);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 25; ++i) {
+        store->append("s" + std::to_string(t), ExpectedVersion::any(), {make_event()});
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  const GroupCommitStats stats = store->group_commit_stats();
+  CHECK(stats.groups == 100);
+  CHECK(stats.requests == 100);
+  CHECK(stats.max_group == 1);
+  check_log_intact(*store);
+
+  // The URI option overrides StoreOptions.
+  auto on = open_sql_event_store(dir.sqlite_uri("on.db", "group_commit=on"), options);
+  on->append("s", ExpectedVersion::any(), {make_event()});
+  CHECK(on->group_commit_stats().requests == 1);
+}
+
+TEST_CASE("the group_commit URI option takes on or off", "[store][group_commit][uri]") {
+  test::TempDir dir;
+  CHECK_NOTHROW(open_event_store(dir.sqlite_uri("a.db", "group_commit=off")));
+  CHECK_NOTHROW(open_event_store("memory:?group_commit=on"));
+  CHECK_THROWS_AS(open_event_store(dir.sqlite_uri("b.db", "group_commit=yes")), InvalidArgument);
+  CHECK_THROWS_WITH(open_event_store(dir.sqlite_uri("b.db", "group_commit=yes")),
+                    Catch::Contains("group_commit 'yes': expected on or off"));
+  CHECK_THROWS_WITH(open_event_store("memory:?group_commit="),
+                    Catch::Contains("group_commit '': expected on or off"));
+  CHECK_THROWS_WITH(open_event_store("memory:?group_commit=on&group_commit=off"),
+                    Catch::Contains("option 'group_commit' given twice"));
+  CHECK_THROWS_WITH(open_event_store("memory:?group=on"),
+                    Catch::Contains("unknown option 'group'") && Catch::Contains("group_commit"));
+  CHECK_FALSE(std::filesystem::exists(dir.file("b.db")));
+}
