@@ -1,5 +1,6 @@
 // Group commit: concurrent appends share one transaction, each checked and refused on its own.
 
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -304,6 +305,45 @@ TEST_CASE("a hook that throws fails only its own append and its writes are rolle
   CHECK(hook->rolled_back == std::vector<std::string>{"bad"});
   CHECK(std::multiset<std::string>(hook->committed.begin(), hook->committed.end()) ==
         std::multiset<std::string>{"gate", "ok1", "ok2"});
+}
+
+TEST_CASE("when the group's transaction is lost every append in it fails and hooks hear so",
+          "[store][group_commit][hooks]") {
+  test::TempDir dir;
+  const bool memory = GENERATE(false, true);
+  CAPTURE(memory);
+  auto store = open_sql_event_store(memory_or_file(dir, memory, "synchronous=normal"));
+  auto hook = std::make_shared<RecordingHook>();
+  // Ends the transaction under the writer's feet, as an I/O error that makes SQLite roll back
+  // would: the appends kept before it in the group are lost with it.
+  hook->append_fn = [](SqlSession& sql, const std::vector<RecordedEvent>& appended) {
+    if (appended.front().stream_id == "saboteur") sql.execute_script("ROLLBACK");
+  };
+  store->add_append_hook(hook);
+
+  const auto outcomes = run_gated(
+      *store, *hook,
+      {[&] { return store->append("k1", ExpectedVersion::any(), {make_event()}); },
+       [&] { return store->append("saboteur", ExpectedVersion::any(), {make_event()}); },
+       [&] { return store->append("k2", ExpectedVersion::any(), {make_event()}); }});
+
+  REQUIRE(outcomes[0].result);
+  for (std::size_t i = 1; i < outcomes.size(); ++i) REQUIRE(fails_with<StoreError>(outcomes[i]));
+  CHECK(store->head_position() == 1);
+  CHECK_FALSE(store->stream_version("k1"));
+  CHECK_FALSE(store->stream_version("k2"));
+  {
+    std::lock_guard lock(hook->mutex);
+    CHECK(hook->committed == std::vector<std::string>{"gate"});
+    // The saboteur's on_append ran, and so did that of whichever of k1/k2 came before it.
+    CHECK(std::count(hook->rolled_back.begin(), hook->rolled_back.end(), "saboteur") == 1);
+    for (const std::string& s : hook->rolled_back) CHECK(s != "gate");
+    CHECK(hook->rolled_back.size() <= 3);
+  }
+  // The store carries on.
+  store->append("after", ExpectedVersion::no_stream(), {make_event()});
+  CHECK(store->head_position() == 2);
+  check_log_intact(*store);
 }
 
 TEST_CASE("appending from inside a hook or a write transaction of the same store is refused",
