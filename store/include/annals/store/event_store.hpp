@@ -125,12 +125,12 @@ struct StoreOptions {
   PayloadFormat payload_format = PayloadFormat::json;
   Synchronous synchronous = Synchronous::full;
   std::chrono::milliseconds busy_timeout{5000};  // how long a writer waits for the file lock
+  // Source of recorded_at; the system clock when empty. Inject a fixed clock in tests.
+  std::function<Timestamp()> clock{};
   // Group commit: appends made at the same time by several threads on one store object share
   // one transaction (one fsync), each still checked and refused on its own. Every append
   // still returns only after its own events are committed. Off: one transaction per append.
   bool group_commit = true;
-  // Source of recorded_at; the system clock when empty. Inject a fixed clock in tests.
-  std::function<Timestamp()> clock{};
 };
 
 // Opens (creating if needed) an event store.

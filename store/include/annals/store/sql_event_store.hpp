@@ -81,8 +81,9 @@ class SqlEventStore : public EventStore {
   // Adds a hook to every later append of this store object. Hooks run in the order added.
   virtual void add_append_hook(std::shared_ptr<AppendHook> hook) = 0;
 
-  // Calls fn(head_position) after every append of this store object commits, outside any
-  // lock. Returns an id for remove_commit_listener(). fn must not throw.
+  // Calls fn(head_position) after every append transaction of this store object commits,
+  // outside any lock (with group commit: once per group, with the group's last position, on
+  // the leader's thread). Returns an id for remove_commit_listener(). fn must not throw.
   virtual std::uint64_t add_commit_listener(std::function<void(std::uint64_t)> fn) = 0;
   virtual void remove_commit_listener(std::uint64_t id) noexcept = 0;
 
