@@ -18,6 +18,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <climits>
 #include <condition_variable>
@@ -573,17 +574,19 @@ class SqliteEventStore final : public SqlEventStore {
   // Takes a group from the front of the queue, runs it without the queue lock, then hands
   // leadership on before the post-commit work so the next group can start meanwhile.
   void lead(std::unique_lock<std::mutex>& lock) {
+    // No allocation from here on: leader_active_ must not stay set by an exception.
     leader_active_ = true;
-    std::vector<Request*> group;
-    std::size_t events = 0;
-    while (!queue_.empty() && group.size() < kMaxGroupRequests &&
-           (group.empty() || events + queue_.front()->events <= kMaxGroupEvents)) {
+    std::array<Request*, kMaxGroupRequests> slots{};
+    std::size_t size = 0, events = 0;
+    while (!queue_.empty() && size < kMaxGroupRequests &&
+           (size == 0 || events + queue_.front()->events <= kMaxGroupEvents)) {
       Request* r = queue_.front();
       queue_.pop_front();
       r->state = Request::State::in_group;
       events += r->events;
-      group.push_back(r);
+      slots[size++] = r;
     }
+    const std::span<Request*> group(slots.data(), size);
     lock.unlock();
     run_group(group);
     lock.lock();
