@@ -12,7 +12,8 @@
 // A callback must use only the session it is given. Calling append() or write_transaction() on
 // the same store from inside a write transaction callback or an AppendHook's on_append() (on
 // the thread that runs it) would wait for itself: it throws InvalidArgument instead. Commit
-// listeners and on_commit()/on_rollback() run outside the writer and may append.
+// listeners and on_commit() run after the writer is released and may append; on_rollback() runs
+// while the writer is held (often inside the transaction) and must not.
 //
 // Group commit (StoreOptions::group_commit, on by default): appends that arrive while the
 // writer is busy queue up; the thread that finds the writer free becomes the leader and runs
@@ -57,7 +58,8 @@ class AppendHook {
   // be to the append's savepoint while the transaction continues with later appends (whose
   // positions may then reuse `appended`'s), or of the whole transaction when its COMMIT failed
   // (then every append of the group hears it, after the on_append() of all of them). Called
-  // exactly once per append whose on_append() was called.
+  // exactly once per append whose on_append() was called. Runs on the writer's thread while it
+  // holds the writer: it must not append or open a write transaction on the store.
   virtual void on_rollback(const std::vector<RecordedEvent>& appended) noexcept { (void)appended; }
 };
 
