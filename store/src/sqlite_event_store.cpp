@@ -441,7 +441,6 @@ class SqliteEventStore final : public SqlEventStore {
     if (!options_.group_commit) {
       Request* one = &request;
       run_group(std::span<Request*>(&one, 1));
-      finish_group(std::span<Request*>(&one, 1));
     } else {
       std::unique_lock lock(queue_mutex_);
       queue_.push_back(&request);
@@ -452,6 +451,12 @@ class SqliteEventStore final : public SqlEventStore {
           queue_cv_.wait(lock);
         }
       }
+    }
+    // This append's on_commit hooks run on its own caller's thread, after its group is done,
+    // so that they never make the other callers of the group wait.
+    if (request.kept) {
+      for (const auto& hook : request.hooks) hook->on_commit(request.appended);
+      if (!options_.group_commit) notify(request.result.last_position);  // else the leader's
     }
     if (request.error) std::rethrow_exception(request.error);
     return request.result;
@@ -565,6 +570,9 @@ class SqliteEventStore final : public SqlEventStore {
     std::vector<RecordedEvent> appended{};  // built only for hooks
     bool kept = false;                      // written and committed: hooks hear on_commit
     std::vector<std::shared_ptr<AppendHook>> hooks{};  // the hooks it ran with
+    // Error contexts, built before BEGIN so that error paths need not allocate them.
+    std::string where{};         // "append to <its first stream> in <store>[ (grouped ...)]"
+    std::string commit_where{};  // where + ": commit"
   };
 
   static constexpr std::size_t kMaxGroupRequests = 64;
@@ -589,64 +597,75 @@ class SqliteEventStore final : public SqlEventStore {
     const std::span<Request*> group(slots.data(), size);
     lock.unlock();
     run_group(group);
-    lock.lock();
-    leader_active_ = false;
-    if (!queue_.empty()) queue_cv_.notify_all();  // one of the waiters leads the next group
-    lock.unlock();
-    finish_group(group);
-    lock.lock();
-    for (Request* r : group) r->state = Request::State::done;
-    queue_cv_.notify_all();
-  }
-
-  // After the group's transaction: on_commit hooks for each kept append in order, then the
-  // commit listeners. Outside every lock.
-  void finish_group(std::span<Request*> group) noexcept {
+    // Read before the requests are marked done: the other callers may return (and their
+    // requests go away) as soon as they are.
     std::uint64_t head = 0;
     for (Request* r : group) {
-      if (!r->kept) continue;
-      for (const auto& hook : r->hooks) hook->on_commit(r->appended);
-      head = std::max(head, r->result.last_position);
+      if (r->kept) head = std::max(head, r->result.last_position);
     }
+    lock.lock();
+    leader_active_ = false;
+    for (Request* r : group) r->state = Request::State::done;
+    // One wake-up for both: the group's callers return, and a queued one leads the next group.
+    queue_cv_.notify_all();
+    lock.unlock();
+    // Each caller runs its own on_commit hooks; the listeners hear the group once, here,
+    // after the others were released, so that a listener never makes them wait.
     if (head != 0) notify(head);
+    lock.lock();
   }
 
   // Runs a group in one transaction under write_mutex_, each request in its own savepoint
   // when there are several. Never throws: every request ends with kept or an error.
   void run_group(std::span<Request*> group) noexcept {
+    std::vector<Request*> kept;
+    std::vector<std::shared_ptr<AppendHook>> hooks;
     try {
       std::lock_guard lock(write_mutex_);
       WriterThread writer(writer_thread_);
-      const std::vector<std::shared_ptr<AppendHook>> hooks = hooks_;
-      for (Request* r : group) r->hooks = hooks;
-      stats_groups_.fetch_add(1, std::memory_order_relaxed);
-      stats_requests_.fetch_add(group.size(), std::memory_order_relaxed);
-      std::uint64_t seen = stats_max_group_.load(std::memory_order_relaxed);
-      while (seen < group.size() &&
-             !stats_max_group_.compare_exchange_weak(seen, group.size(), std::memory_order_relaxed)) {
+      try {
+        // Everything the group needs allocated up front, before BEGIN.
+        hooks = hooks_;
+        kept.reserve(group.size());
+        const std::string grouped =
+            group.size() == 1 ? std::string()
+                              : " (grouped with " + std::to_string(group.size() - 1) +
+                                    " other appends in one transaction)";
+        for (Request* r : group) {
+          r->hooks = hooks;
+          r->where = "append to " + r->batch->front().stream_id + " in " + context_ + grouped;
+          r->commit_where = r->where + ": commit";
+        }
+        stats_groups_.fetch_add(1, std::memory_order_relaxed);
+        stats_requests_.fetch_add(group.size(), std::memory_order_relaxed);
+        std::uint64_t seen = stats_max_group_.load(std::memory_order_relaxed);
+        while (seen < group.size() && !stats_max_group_.compare_exchange_weak(
+                                          seen, group.size(), std::memory_order_relaxed)) {
+        }
+        run_transaction_of(group, hooks, kept);
+      } catch (...) {
+        // Whatever got here (an allocation, a non-SQLite exception from the commit), nothing
+        // of the group may count as written: roll back while still holding the writer.
+        abort_group(group, kept, hooks, std::current_exception());
       }
-      run_transaction_of(group, hooks);
-    } catch (...) {
-      // Only the lock or an allocation can get here, before anything was written.
+    } catch (...) {  // the lock itself failed: nothing was started
       for (Request* r : group) {
-        if (!r->kept && !r->error) r->error = std::current_exception();
+        if (!r->error) r->error = std::current_exception();
       }
     }
   }
 
+  // Runs the group's transaction. On return every request is either kept (committed) or has
+  // an error, and hooks heard on_rollback for each append of theirs that was undone. An
+  // exception escaping leaves the cleanup to run_group (abort_group with `kept`).
   void run_transaction_of(std::span<Request*> group,
-                          const std::vector<std::shared_ptr<AppendHook>>& hooks) {
+                          const std::vector<std::shared_ptr<AppendHook>>& hooks,
+                          std::vector<Request*>& kept) {
     sqlite3* db = writer_->db.getHandle();
-    const std::string where =
-        "append to " + group.front()->batch->front().stream_id +
-        (group.size() == 1 ? std::string()
-                           : " (grouped with " + std::to_string(group.size() - 1) +
-                                 " other appends in one transaction)");
     try {
       writer_->db.exec("BEGIN IMMEDIATE");
     } catch (const SQLite::Exception& e) {
-      const std::exception_ptr error = translated(where + " in " + context_, e);
-      for (Request* r : group) r->error = error;
+      for (Request* r : group) r->error = translated(r->where, e);
       return;
     }
     const bool savepoints = group.size() > 1;
@@ -659,13 +678,12 @@ class SqliteEventStore final : public SqlEventStore {
       for (Request* r : group) r->error = error;
       return;
     }
-    std::vector<Request*> kept;
     for (Request* r : group) {
       if (savepoints) {
         try {
           writer_->db.exec("SAVEPOINT annals_append");
         } catch (const SQLite::Exception& e) {
-          abort_group(group, kept, hooks, translated(where + " in " + context_, e));
+          abort_group(group, kept, hooks, translated(r->where, e));
           return;
         }
       }
@@ -677,24 +695,37 @@ class SqliteEventStore final : public SqlEventStore {
           try {
             writer_->db.exec("RELEASE annals_append");
           } catch (const SQLite::Exception& e) {
-            throw_store_error(where + " in " + context_ + ": release savepoint", e);
+            // e.g. BUSY: a statement a hook left unfinished is still writing. This append
+            // fails alone (rolled back to its savepoint below).
+            throw_store_error(r->where + ": release savepoint", e);
           }
         }
-        r->kept = true;  // provisionally: until the COMMIT
-        kept.push_back(r);
+        kept.push_back(r);  // reserved before BEGIN: cannot throw
+        r->kept = true;     // provisionally: until the COMMIT
         continue;
       } catch (...) {
         r->error = std::current_exception();
       }
       tail = before;
-      // An I/O error or a full disk may have rolled the whole transaction back already.
+      // The transaction is lost only if it is really gone (an I/O error or a full disk can
+      // make SQLite roll it back) or if this append's writes cannot be undone on their own,
+      // in which case it is rolled back here explicitly.
       bool lost = sqlite3_get_autocommit(db) != 0;
       if (!lost && savepoints) {
         try {
           writer_->db.exec("ROLLBACK TO annals_append");
-          writer_->db.exec("RELEASE annals_append");
-        } catch (const SQLite::Exception&) {
+        } catch (...) {
+          rollback_quietly();
           lost = true;
+        }
+        if (!lost) {
+          try {
+            writer_->db.exec("RELEASE annals_append");
+          } catch (...) {
+            // The savepoint is empty now; if it cannot be released (a pending statement),
+            // it stays nested in the transaction and COMMIT ends it. Not lost.
+          }
+          lost = sqlite3_get_autocommit(db) != 0;
         }
       } else if (!savepoints) {
         rollback_quietly();  // the only request: nothing left to commit
@@ -704,16 +735,25 @@ class SqliteEventStore final : public SqlEventStore {
       }
       if (!savepoints) return;
       if (lost) {
-        std::string why = "an error in another append of its group rolled the transaction back";
+        // Every other append of the group fails, each told in its own context why.
         try {
-          std::rethrow_exception(r->error);
-        } catch (const std::exception& e) {
-          why += ": ";
-          why += e.what();
+          std::string why =
+              ": an error in another append of its group rolled the transaction back";
+          try {
+            std::rethrow_exception(r->error);
+          } catch (const std::exception& e) {
+            why += ": ";
+            why += e.what();
+          } catch (...) {
+          }
+          for (Request* other : group) {
+            if (!other->error) other->error = std::make_exception_ptr(StoreError(other->where + why));
+          }
         } catch (...) {
+          abort_group(group, kept, hooks, std::current_exception());
+          return;
         }
-        abort_group(group, kept, hooks,
-                    std::make_exception_ptr(StoreError(where + " in " + context_ + ": " + why)));
+        abort_group(group, kept, hooks, std::exception_ptr());
         return;
       }
     }
@@ -724,13 +764,15 @@ class SqliteEventStore final : public SqlEventStore {
     try {
       writer_->db.exec("COMMIT");
     } catch (const SQLite::Exception& e) {
-      abort_group(group, kept, hooks, translated(where + " in " + context_ + ": commit", e));
+      // The transaction may still be open (BUSY: a statement still writing): abort_group
+      // rolls it back, so the writer is never left inside it.
+      abort_group(group, kept, hooks, e, &Request::commit_where);
     }
   }
 
   // The transaction is lost: it is rolled back, the kept requests' hooks hear on_rollback, and
   // every request not already refused on its own fails with `cause`.
-  void abort_group(std::span<Request*> group, const std::vector<Request*>& kept,
+  void abort_group(std::span<Request*> group, std::vector<Request*>& kept,
                    const std::vector<std::shared_ptr<AppendHook>>& hooks,
                    const std::exception_ptr& cause) noexcept {
     rollback_quietly();
@@ -738,9 +780,22 @@ class SqliteEventStore final : public SqlEventStore {
       r->kept = false;
       for (const auto& hook : hooks) hook->on_rollback(r->appended);
     }
+    kept.clear();  // heard on_rollback once: never again
     for (Request* r : group) {
+      r->kept = false;
       if (!r->error) r->error = cause;
     }
+  }
+
+  // As above, each request failing with `e` in its own context (`context` names the member
+  // of Request holding it).
+  void abort_group(std::span<Request*> group, std::vector<Request*>& kept,
+                   const std::vector<std::shared_ptr<AppendHook>>& hooks,
+                   const SQLite::Exception& e, std::string Request::*context) noexcept {
+    for (Request* r : group) {
+      if (!r->error) r->error = translated(r->*context, e);
+    }
+    abort_group(group, kept, hooks, std::exception_ptr());
   }
 
   void rollback_quietly() noexcept {
@@ -856,15 +911,19 @@ class SqliteEventStore final : public SqlEventStore {
   // Marks the writer as held by this thread while in scope.
   class WriterThread {
    public:
-    explicit WriterThread(std::atomic<std::thread::id>& slot) noexcept : slot_(slot) {
+    explicit WriterThread(std::atomic<std::thread::id>& slot) noexcept
+        : slot_(slot), previous_(slot.load()) {
       slot_.store(std::this_thread::get_id());
     }
-    ~WriterThread() { slot_.store(std::thread::id()); }
+    // Restores the previous holder: a memory: store's read nests inside run_group on the
+    // same thread, and must not unmark the writer when it ends.
+    ~WriterThread() { slot_.store(previous_); }
     WriterThread(const WriterThread&) = delete;
     WriterThread& operator=(const WriterThread&) = delete;
 
    private:
     std::atomic<std::thread::id>& slot_;
+    const std::thread::id previous_;
   };
 
   void insert(const RecordedEvent& e) {
@@ -914,6 +973,9 @@ class SqliteEventStore final : public SqlEventStore {
   void with_connection(const std::string& what, Fn&& fn) const {
     if (in_memory_) {
       std::lock_guard lock(write_mutex_);
+      // The read holds the writer (one connection): an append from inside it (a read
+      // transaction's callback) would wait for itself, so refuse_reentry() must refuse it.
+      WriterThread writer(writer_thread_);
       try {
         fn(*writer_);
       } catch (const SQLite::Exception& e) {
@@ -960,7 +1022,7 @@ class SqliteEventStore final : public SqlEventStore {
   // the writer's connection) work from inside a hook; appends and write transactions from
   // there are refused by refuse_reentry().
   mutable std::recursive_mutex write_mutex_;
-  std::atomic<std::thread::id> writer_thread_{};  // the thread holding the writer, if any
+  mutable std::atomic<std::thread::id> writer_thread_{};  // the thread holding the writer, if any
   std::unique_ptr<Connection> writer_;
   SQLite::Statement insert_, last_;
   std::vector<std::shared_ptr<AppendHook>> hooks_;
