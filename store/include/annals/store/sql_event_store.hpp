@@ -10,10 +10,12 @@
 // Thread-safety: as EventStore. write_transaction() is serialized with appends (the same
 // writer, BEGIN IMMEDIATE); read_transaction() runs on a pooled read connection in one snapshot.
 // A callback must use only the session it is given. Calling append() or write_transaction() on
-// the same store from inside a write transaction callback or an AppendHook's on_append() (on
-// the thread that runs it) would wait for itself: it throws InvalidArgument instead. Commit
+// the same store from inside a write transaction callback, an AppendHook's on_append(), or (on
+// memory:, whose reads use the writer's connection) a read or read transaction callback, on the
+// thread that runs it, would wait for itself: it throws InvalidArgument instead. Commit
 // listeners and on_commit() run after the writer is released and may append; on_rollback() runs
-// while the writer is held (often inside the transaction) and must not.
+// while the writer is held (often inside the transaction) and must not: it is noexcept, so the
+// InvalidArgument thrown out of it calls std::terminate.
 //
 // Group commit (StoreOptions::group_commit, on by default): appends that arrive while the
 // writer is busy queue up; the thread that finds the writer free becomes the leader and runs
@@ -23,8 +25,12 @@
 // savepoint and its caller alone gets the exception; the others continue at the next position,
 // so positions stay gap-free and the hash chain intact. Every caller returns after the commit
 // that holds its events (or throws if it failed: if BEGIN or COMMIT fails, every append of the
-// group gets that StoreError and nothing of the group is written). Hooks and commit listeners
-// may therefore run on another caller's thread.
+// group not already refused on its own gets a StoreError naming its own stream, the transaction
+// is rolled back and nothing of the group is written). An error that ends the whole transaction
+// part way (an I/O error making SQLite roll back) likewise fails every append of the group,
+// including those written before it. on_append() and on_rollback() run on the leader's thread,
+// possibly another caller's; on_commit() runs on each append's own thread; commit listeners run
+// once per group on the leader's thread after the group's callers were released.
 
 #include <cstdint>
 #include <functional>
@@ -51,15 +57,18 @@ class AppendHook {
   // reaches that append's caller alone.
   virtual void on_append(SqlSession& sql, const std::vector<RecordedEvent>& appended) = 0;
   // Called after the transaction holding this append committed, outside the writer's lock,
-  // on the leader's thread (possibly not the appending thread), before the caller returns.
+  // on the appending thread itself, before append() returns (it never makes the other appends
+  // of its group wait).
   virtual void on_commit(const std::vector<RecordedEvent>& appended) noexcept = 0;
   // Called instead of on_commit when this append's changes were rolled back after on_append()
   // was called on some hook (this one's may have thrown or not run at all). The rollback may
   // be to the append's savepoint while the transaction continues with later appends (whose
-  // positions may then reuse `appended`'s), or of the whole transaction when its COMMIT failed
-  // (then every append of the group hears it, after the on_append() of all of them). Called
-  // exactly once per append whose on_append() was called. Runs on the writer's thread while it
-  // holds the writer: it must not append or open a write transaction on the store.
+  // positions may then reuse `appended`'s), or of the whole transaction when it failed or was
+  // lost (then each append of the group whose on_append() was called hears it; appends not yet
+  // reached never do). Called exactly once per append whose on_append() was called, instead of
+  // on_commit. Runs on the writer's thread while it holds the writer: it must not append or
+  // open a write transaction on the store (refused with InvalidArgument, which thrown out of
+  // this noexcept function calls std::terminate).
   virtual void on_rollback(const std::vector<RecordedEvent>& appended) noexcept { (void)appended; }
 };
 
@@ -85,7 +94,9 @@ class SqlEventStore : public EventStore {
 
   // Calls fn(head_position) after every append transaction of this store object commits,
   // outside any lock (with group commit: once per group, with the group's last position, on
-  // the leader's thread). Returns an id for remove_commit_listener(). fn must not throw.
+  // the leader's thread after the group's callers were released, so another caller of the
+  // group may already have returned). Returns an id for remove_commit_listener(). fn must not
+  // throw.
   virtual std::uint64_t add_commit_listener(std::function<void(std::uint64_t)> fn) = 0;
   virtual void remove_commit_listener(std::uint64_t id) noexcept = 0;
 
