@@ -15,6 +15,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "annals/projections/engine.hpp"
+#include "annals/projections/projection.hpp"
 #include "annals/store/hash_chain.hpp"
 #include "annals/store/sql_event_store.hpp"
 #include "support/backends.hpp"
@@ -43,8 +45,25 @@ void* operator new(std::size_t n) {
   if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
   throw std::bad_alloc();
 }
+void* operator new[](std::size_t n) { return operator new(n); }
+// The other forms are replaced too, so that every unaligned new/delete pair (including those a
+// sanitizer's runtime would otherwise provide) goes through malloc/free.
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+  try {
+    return operator new(n);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
+  return operator new(n, std::nothrow);
+}
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
@@ -850,4 +869,82 @@ TEST_CASE("each append's on_commit runs on its own caller's thread",
     REQUIRE(committed_on.count(s) == 1);
     CHECK(committed_on[s] == appended_from[s]);
   }
+}
+
+namespace {
+
+// Counts, per stream, the inline-projection notifications it gets.
+class CountingProjection final : public Projection {
+ public:
+  std::string name() const override { return "counting"; }
+  std::uint32_t version() const override { return 1; }
+  std::vector<std::string> handled_types() const override { return {}; }
+  std::vector<ProjectionTable> tables() const override { return {{"counting_rows", {"position"}}}; }
+  void setup(ProjectionContext& ctx) override {
+    ctx.sql().execute("CREATE TABLE IF NOT EXISTS " + ctx.table("counting_rows") +
+                      " (position INTEGER PRIMARY KEY)");
+  }
+  void apply(const RecordedEvent& event, ProjectionContext& ctx) override {
+    ctx.sql().execute("INSERT INTO " + ctx.table("counting_rows") + " VALUES ($1)",
+                      {static_cast<std::int64_t>(event.position)});
+  }
+  void committing(const std::vector<RecordedEvent>& events) noexcept override {
+    count(committing_, events);
+  }
+  void committed(const std::vector<RecordedEvent>& events) noexcept override {
+    count(committed_, events);
+  }
+  void rolled_back(const std::vector<RecordedEvent>& events) noexcept override {
+    count(rolled_back_, events);
+  }
+
+  std::mutex mutex;
+  std::map<std::string, int> committing_, committed_, rolled_back_;
+
+ private:
+  void count(std::map<std::string, int>& m, const std::vector<RecordedEvent>& events) noexcept {
+    std::lock_guard lock(mutex);
+    ++m[events.front().stream_id];
+  }
+};
+
+}  // namespace
+
+TEST_CASE("an inline projection hears committed or rolled_back once per committing in a group",
+          "[store][group_commit][hooks][projections]") {
+  test::TempDir dir;
+  const bool memory = GENERATE(false, true);
+  CAPTURE(memory);
+  auto store = open_sql_event_store(memory_or_file(dir, memory, "synchronous=normal"));
+  auto projection = std::make_shared<CountingProjection>();
+  attach_inline_projections(*store, {projection});
+  // Runs after the projection's on_append: "bad" is rolled back to its savepoint after the
+  // projection's committing() for it, while the others of its group commit.
+  auto hook = std::make_shared<RecordingHook>();
+  hook->append_fn = [](SqlSession&, const std::vector<RecordedEvent>& appended) {
+    if (appended.front().stream_id == "bad") throw InvalidArgument("refused after projecting");
+  };
+  store->add_append_hook(hook);
+
+  const auto outcomes = run_gated(
+      *store, *hook,
+      {[&] { return store->append("k1", ExpectedVersion::any(), {make_event()}); },
+       [&] { return store->append("bad", ExpectedVersion::any(), {make_event()}); },
+       [&] { return store->append("k2", ExpectedVersion::any(), {make_event()}); }});
+  REQUIRE(outcomes[0].result);
+  REQUIRE(outcomes[1].result);
+  REQUIRE(fails_with<InvalidArgument>(outcomes[2]));
+  REQUIRE(outcomes[3].result);
+  CHECK(store->group_commit_stats().max_group == 3);
+
+  std::lock_guard lock(projection->mutex);
+  using Counts = std::map<std::string, int>;
+  CHECK(projection->committing_ == Counts{{"gate", 1}, {"k1", 1}, {"bad", 1}, {"k2", 1}});
+  CHECK(projection->committed_ == Counts{{"gate", 1}, {"k1", 1}, {"k2", 1}});
+  CHECK(projection->rolled_back_ == Counts{{"bad", 1}});
+  std::int64_t rows = -1;
+  store->read_transaction([&](SqlSession& sql) {
+    rows = sql.query("SELECT count(*) FROM counting_rows").at(0).integer(0);
+  });
+  CHECK(rows == 3);
 }
