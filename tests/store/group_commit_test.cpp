@@ -100,6 +100,7 @@ class QuietHook final : public AppendHook {
     rolled_back.reserve(16);
   }
   std::function<void(SqlSession&, const std::vector<RecordedEvent>&)> append_fn;
+  std::function<void(const std::vector<RecordedEvent>&)> rollback_fn;  // must not throw
   void on_append(SqlSession& sql, const std::vector<RecordedEvent>& appended) override {
     if (append_fn) append_fn(sql, appended);
   }
@@ -108,6 +109,7 @@ class QuietHook final : public AppendHook {
     if (committed.size() < committed.capacity()) committed.push_back(appended.front().stream_id);
   }
   void on_rollback(const std::vector<RecordedEvent>& appended) noexcept override {
+    if (rollback_fn) rollback_fn(appended);
     std::lock_guard lock(mutex);
     if (rolled_back.size() < rolled_back.capacity()) {
       rolled_back.push_back(appended.front().stream_id);
@@ -659,13 +661,13 @@ TEST_CASE("an exception escaping a lost group never acknowledges the appends kep
   CAPTURE(memory);
   auto store = open_sql_event_store(memory_or_file(dir, memory, "synchronous=normal"));
   auto quiet = std::make_shared<QuietHook>();
-  // The saboteur ends the transaction (as an I/O error would) and then the leader runs out of
-  // memory while telling the others why.
+  // The saboteur ends the transaction (as an I/O error would) and then, once its rollback is
+  // heard, the leader runs out of memory while telling the others why.
   quiet->append_fn = [](SqlSession& sql, const std::vector<RecordedEvent>& appended) {
-    if (appended.front().stream_id == "saboteur") {
-      sql.execute_script("ROLLBACK");
-      fail_next_allocation = true;
-    }
+    if (appended.front().stream_id == "saboteur") sql.execute_script("ROLLBACK");
+  };
+  quiet->rollback_fn = [](const std::vector<RecordedEvent>& appended) {
+    if (appended.front().stream_id == "saboteur") fail_next_allocation = true;
   };
   store->add_append_hook(quiet);
 
