@@ -642,13 +642,14 @@ TEST_CASE("an allocation failing after an append was written does not leave it h
     error = std::current_exception();
   }
   fail_next_allocation = false;  // in case nothing after on_append allocated (as it should be)
+  const std::uint64_t head = store->head_position();
   std::lock_guard lock(hook->mutex);
   if (error) {  // refused: then wholly
-    CHECK(store->head_position() == 0);
+    CHECK(head == 0);
     CHECK(hook->committed.empty());
     CHECK(hook->rolled_back == std::vector<std::string>{"x"});
   } else {  // kept: then wholly
-    CHECK(store->head_position() == 1);
+    CHECK(head == 1);
     CHECK(hook->committed == std::vector<std::string>{"x"});
     CHECK(hook->rolled_back.empty());
   }
@@ -939,11 +940,13 @@ TEST_CASE("an inline projection hears committed or rolled_back once per committi
   REQUIRE(outcomes[3].result);
   CHECK(store->group_commit_stats().max_group == 3);
 
-  std::lock_guard lock(projection->mutex);
-  using Counts = std::map<std::string, int>;
-  CHECK(projection->committing_ == Counts{{"gate", 1}, {"k1", 1}, {"bad", 1}, {"k2", 1}});
-  CHECK(projection->committed_ == Counts{{"gate", 1}, {"k1", 1}, {"k2", 1}});
-  CHECK(projection->rolled_back_ == Counts{{"bad", 1}});
+  {
+    std::lock_guard lock(projection->mutex);  // not held across the read below (lock order)
+    using Counts = std::map<std::string, int>;
+    CHECK(projection->committing_ == Counts{{"gate", 1}, {"k1", 1}, {"bad", 1}, {"k2", 1}});
+    CHECK(projection->committed_ == Counts{{"gate", 1}, {"k1", 1}, {"k2", 1}});
+    CHECK(projection->rolled_back_ == Counts{{"bad", 1}});
+  }
   std::int64_t rows = -1;
   store->read_transaction([&](SqlSession& sql) {
     rows = sql.query("SELECT count(*) FROM counting_rows").at(0).integer(0);
