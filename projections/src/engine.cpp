@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <unordered_set>
 
 #include "annals/events/error.hpp"
@@ -32,6 +33,11 @@ void require_version(const ProjectionCheckpoint& cp, const Projection& projectio
 }
 
 // Runs projections inside appends. One per attach call; the store keeps it alive.
+// With group commit several appends share a transaction and one of them can be rolled back to
+// its savepoint while the others stay: a projection's committing() is therefore paired with
+// exactly one committed() or rolled_back() for the same append, and rolled_back() is never
+// sent for an append whose committing() did not run (it would end another append's change
+// early, e.g. a cache's in-flight count for a run both touch).
 class InlineProjections final : public AppendHook {
  public:
   explicit InlineProjections(std::vector<std::shared_ptr<Projection>> projections)
@@ -40,10 +46,11 @@ class InlineProjections final : public AppendHook {
   void on_append(SqlSession& sql, const std::vector<RecordedEvent>& appended) override {
     if (appended.empty()) return;
     ProjectionContext ctx(sql);
+    const std::uint64_t first = appended.front().position;
     for (const auto& projection : projections_) {
+      forget_from(projection.get(), first);
       ProjectionCheckpoint cp = current_checkpoint(sql, *projection);
       require_version(cp, *projection);
-      const std::uint64_t first = appended.front().position;
       if (cp.position >= first) {
         throw IntegrityError("projection " + projection->name() + " is at position " +
                              std::to_string(cp.position) + ", past the append at position " +
@@ -64,16 +71,16 @@ class InlineProjections final : public AppendHook {
       cp = apply_events(*projection, ctx, cp, appended);
       if (!caught_up.empty()) projection->committing(caught_up);
       projection->committing(appended);
-      remember_caught_up(projection.get(), first, std::move(caught_up));
+      remember(projection.get(), first, std::move(caught_up));
     }
   }
 
   void on_rollback(const std::vector<RecordedEvent>& appended) noexcept override {
     const std::uint64_t first = appended.empty() ? 0 : appended.front().position;
     for (const auto& projection : projections_) {
-      if (auto missed = take_caught_up(projection.get(), first); !missed.empty()) {
-        projection->rolled_back(missed);
-      }
+      std::optional<std::vector<RecordedEvent>> missed = take(projection.get(), first);
+      if (!missed) continue;  // committing() never ran for this append
+      if (!missed->empty()) projection->rolled_back(*missed);
       projection->rolled_back(appended);
     }
   }
@@ -81,10 +88,10 @@ class InlineProjections final : public AppendHook {
   void on_commit(const std::vector<RecordedEvent>& appended) noexcept override {
     const std::uint64_t first = appended.empty() ? 0 : appended.front().position;
     for (const auto& projection : projections_) {
+      std::optional<std::vector<RecordedEvent>> missed = take(projection.get(), first);
+      if (!missed) continue;
       // Listeners must hear of the events caught up in this append too (e.g. a cache).
-      if (auto missed = take_caught_up(projection.get(), first); !missed.empty()) {
-        projection->committed(missed);
-      }
+      if (!missed->empty()) projection->committed(*missed);
       projection->committed(appended);
     }
   }
@@ -92,28 +99,35 @@ class InlineProjections final : public AppendHook {
  private:
   using Key = std::pair<const Projection*, std::uint64_t>;  // projection, append's first position
 
-  void remember_caught_up(const Projection* p, std::uint64_t first,
-                          std::vector<RecordedEvent> events) {
+  // An append at or after `first` that is still remembered never reached on_commit or
+  // on_rollback (its store went away mid-append); this append now reuses its positions.
+  void forget_from(const Projection* p, std::uint64_t first) {
     std::lock_guard lock(mutex_);
-    // An append that rolled back never reached on_commit; its entry (at the same or a later
-    // first position, which this append now reuses) is stale.
-    std::erase_if(caught_up_,
+    std::erase_if(pending_,
                   [&](const auto& kv) { return kv.first.first == p && kv.first.second >= first; });
-    if (!events.empty()) caught_up_.emplace(Key{p, first}, std::move(events));
   }
 
-  std::vector<RecordedEvent> take_caught_up(const Projection* p, std::uint64_t first) {
+  // committing() ran for this append: on_commit or on_rollback owes the matching call.
+  void remember(const Projection* p, std::uint64_t first, std::vector<RecordedEvent> caught_up) {
     std::lock_guard lock(mutex_);
-    auto it = caught_up_.find(Key{p, first});
-    if (it == caught_up_.end()) return {};
+    pending_.insert_or_assign(Key{p, first}, std::move(caught_up));
+  }
+
+  // The events caught up for this append, or nullopt if committing() did not run for it.
+  std::optional<std::vector<RecordedEvent>> take(const Projection* p, std::uint64_t first) {
+    std::lock_guard lock(mutex_);
+    auto it = pending_.find(Key{p, first});
+    if (it == pending_.end()) return std::nullopt;
     std::vector<RecordedEvent> out = std::move(it->second);
-    caught_up_.erase(it);
+    pending_.erase(it);
     return out;
   }
 
   std::vector<std::shared_ptr<Projection>> projections_;
   std::mutex mutex_;
-  std::map<Key, std::vector<RecordedEvent>> caught_up_;
+  // Appends whose committing() ran and whose committed()/rolled_back() is still owed, with the
+  // events each caught up.
+  std::map<Key, std::vector<RecordedEvent>> pending_;
 };
 
 }  // namespace

@@ -197,9 +197,18 @@ ParsedUri parse_uri(std::string_view uri, const StoreOptions& base) {
                               "': expected milliseconds from 0 to 3600000");
       }
       out.options.busy_timeout = std::chrono::milliseconds(ms);
+    } else if (key == "group_commit") {
+      if (value == "on") {
+        out.options.group_commit = true;
+      } else if (value == "off") {
+        out.options.group_commit = false;
+      } else {
+        throw InvalidArgument(quoted + ": group_commit '" + std::string(value) +
+                              "': expected on or off");
+      }
     } else {
       throw InvalidArgument(quoted + ": unknown option '" + key +
-                            "' (expected payload, synchronous or busy_timeout_ms)");
+                            "' (expected payload, synchronous, busy_timeout_ms or group_commit)");
     }
   }
   return out;

@@ -4,6 +4,13 @@
 // last committed snapshot of the WAL. Positions are assigned as head + 1 inside the write
 // transaction, so they are gap-free in every snapshot a reader can take.
 //
+// Group commit: appends queue (queue_mutex_); whichever caller finds no leader running leads,
+// taking a group off the queue and running it under write_mutex_ in one transaction, each
+// append in a savepoint so that it can fail alone. The leader hands leadership on as soon as the
+// COMMIT is done (so the next group forms and runs while this one's on_commit hooks and
+// listeners run), then marks its group done and wakes the waiters. A request's result is
+// written under write_mutex_ and published by its state turning done under queue_mutex_.
+//
 // The in-memory backend is the same code on a private ":memory:" database: one connection,
 // which readers share with the writer under the write mutex.
 
@@ -11,7 +18,14 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <climits>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <span>
+#include <thread>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -416,93 +430,36 @@ class SqliteEventStore final : public SqlEventStore {
 
   AppendResult append(std::vector<StreamAppend> batch) override {
     validate_batch(batch);
+    refuse_reentry("append to " + batch.front().stream_id);
     for (StreamAppend& part : batch) {
       for (NewEvent& e : part.events) {
         if (e.event_id.is_nil()) e.event_id = new_event_id();
       }
     }
-    AppendResult result;
-    std::vector<RecordedEvent> appended;  // built only for hooks
-    std::vector<std::shared_ptr<AppendHook>> hooks;
-    {
-      std::lock_guard lock(write_mutex_);
-      hooks = hooks_;
-      const std::string* current_stream = &batch.front().stream_id;
-      const NewEvent* current_event = nullptr;
-      bool hooks_entered = false;  // on_append may have run: hooks hear of a rollback
-      try {
-        SQLite::Transaction tx(writer_->db, SQLite::TransactionBehavior::IMMEDIATE);
-        // The clock is read under the file lock and never runs backwards along the log, so
-        // recorded_at rises with position even when the system clock steps back.
-        std::uint64_t position = 0;
-        Timestamp recorded_at = read_clock(options_);
-        EventHash previous{};  // the chain starts from 32 zero bytes
-        {
-          StatementUse last(last_);
-          if (last->executeStep()) {
-            position = static_cast<std::uint64_t>(last->getColumn(0).getInt64());
-            recorded_at = std::max(recorded_at, from_micros(last->getColumn(1).getInt64()));
-            const SQLite::Column hash = last->getColumn(2);
-            if (static_cast<std::size_t>(hash.getBytes()) != previous.size()) {
-              throw IntegrityError("append: the event at position " + std::to_string(position) +
-                                       " has a damaged hash; verify the log",
-                                   position);
-            }
-            std::memcpy(previous.data(), hash.getBlob(), previous.size());
-          }
+    Request request{&batch};
+    for (const StreamAppend& part : batch) request.events += part.events.size();
+    if (!options_.group_commit) {
+      Request* one = &request;
+      run_group(std::span<Request*>(&one, 1));
+    } else {
+      std::unique_lock lock(queue_mutex_);
+      queue_.push_back(&request);
+      while (request.state != Request::State::done) {
+        if (request.state == Request::State::queued && !leader_active_) {
+          lead(lock);
+        } else {
+          queue_cv_.wait(lock);
         }
-        result.first_position = position + 1;
-        for (StreamAppend& part : batch) {
-          current_stream = &part.stream_id;
-          std::optional<std::uint64_t> actual;
-          {
-            StatementUse q(writer_->stream_version);
-            q->bindNoCopy(1, part.stream_id);
-            q->executeStep();
-            if (!q->getColumn(0).isNull()) actual = q->getColumn(0).getInt64();
-          }
-          check_expected(part.stream_id, part.expected, actual);
-          std::uint64_t version = actual.value_or(0);
-          for (NewEvent& e : part.events) {
-            current_event = &e;
-            RecordedEvent r{++position,  part.stream_id,   ++version, e.event_id,
-                            e.type,      e.schema_version, e.payload, e.metadata,
-                            recorded_at, e.payload_format, {}};
-            r.hash = chain_hash(previous, r);
-            previous = r.hash;
-            insert(r);
-            if (!hooks.empty()) appended.push_back(std::move(r));
-          }
-          result.stream_version = version;
-        }
-        result.last_position = position;
-        current_event = nullptr;
-        hooks_entered = true;
-        for (const auto& hook : hooks) hook->on_append(writer_->session, appended);
-        tx.commit();
-      } catch (const SQLite::Exception& e) {
-        if (hooks_entered) {
-          for (const auto& hook : hooks) hook->on_rollback(appended);
-        }
-        if (e.getExtendedErrorCode() == SQLITE_CONSTRAINT_UNIQUE && current_event != nullptr) {
-          if (std::string_view(e.what()).find("event_id") != std::string_view::npos) {
-            throw_duplicate_event_id(*current_stream, current_event->event_id);
-          }
-          // (stream_id, version) can only clash if another writer bypassed the lock.
-          throw ConcurrencyError("append to " + *current_stream +
-                                 ": another writer appended the same version (" + e.what() + ")");
-        }
-        throw_store_error("append to " + *current_stream + " in " + context_, e);
-      } catch (...) {
-        if (hooks_entered) {
-          for (const auto& hook : hooks) hook->on_rollback(appended);
-        }
-        throw;
       }
     }
-    for (const auto& hook : hooks) hook->on_commit(appended);
-    notify(result.last_position);
-    return result;
+    // This append's on_commit hooks run on its own caller's thread, after its group is done,
+    // so that they never make the other callers of the group wait.
+    if (request.kept) {
+      for (const auto& hook : request.hooks) hook->on_commit(request.appended);
+      if (!options_.group_commit) notify(request.result.last_position);  // else the leader's
+    }
+    if (request.error) std::rethrow_exception(request.error);
+    return request.result;
   }
 
   std::vector<RecordedEvent> read_stream(std::string_view stream_id, std::uint64_t from_version,
@@ -560,7 +517,9 @@ class SqliteEventStore final : public SqlEventStore {
   PayloadFormat payload_format() const noexcept override { return options_.payload_format; }
 
   void write_transaction(const std::function<void(SqlSession&)>& fn) override {
+    refuse_reentry("write transaction");
     std::lock_guard lock(write_mutex_);
+    WriterThread writer(writer_thread_);
     run_transaction(*writer_, SQLite::TransactionBehavior::IMMEDIATE, "write transaction", fn);
   }
 
@@ -588,7 +547,385 @@ class SqliteEventStore final : public SqlEventStore {
     listeners_.erase(id);
   }
 
+  GroupCommitStats group_commit_stats() const noexcept override {
+    GroupCommitStats stats{stats_groups_.load(std::memory_order_relaxed),
+                           stats_requests_.load(std::memory_order_relaxed),
+                           stats_max_group_.load(std::memory_order_relaxed), 0};
+    std::lock_guard lock(queue_mutex_);
+    stats.queued = queue_.size();
+    return stats;
+  }
+
  private:
+  // One append call waiting for, or carried by, a group. Lives on the caller's stack; the
+  // leader writes result/error/appended under write_mutex_ and publishes them by setting
+  // state to done under queue_mutex_.
+  struct Request {
+    enum class State : std::uint8_t { queued, in_group, done };
+    std::vector<StreamAppend>* batch;
+    std::size_t events = 0;
+    State state = State::queued;
+    AppendResult result{};
+    std::exception_ptr error{};
+    std::vector<RecordedEvent> appended{};  // built only for hooks
+    bool kept = false;                      // written and committed: hooks hear on_commit
+    std::vector<std::shared_ptr<AppendHook>> hooks{};  // the hooks it ran with
+    // Error contexts, built before BEGIN so that error paths need not allocate them.
+    std::string where{};         // "append to <its first stream> in <store>[ (grouped ...)]"
+    std::string commit_where{};  // where + ": commit"
+  };
+
+  static constexpr std::size_t kMaxGroupRequests = 64;
+  static constexpr std::size_t kMaxGroupEvents = 4096;
+
+  // REQUIRES: lock holds queue_mutex_, no leader active, this caller's request is queued.
+  // Takes a group from the front of the queue, runs it without the queue lock, then hands
+  // leadership on before the post-commit work so the next group can start meanwhile.
+  void lead(std::unique_lock<std::mutex>& lock) {
+    // No allocation from here on: leader_active_ must not stay set by an exception.
+    leader_active_ = true;
+    std::array<Request*, kMaxGroupRequests> slots{};
+    std::size_t size = 0, events = 0;
+    while (!queue_.empty() && size < kMaxGroupRequests &&
+           (size == 0 || events + queue_.front()->events <= kMaxGroupEvents)) {
+      Request* r = queue_.front();
+      queue_.pop_front();
+      r->state = Request::State::in_group;
+      events += r->events;
+      slots[size++] = r;
+    }
+    const std::span<Request*> group(slots.data(), size);
+    lock.unlock();
+    run_group(group);
+    // Read before the requests are marked done: the other callers may return (and their
+    // requests go away) as soon as they are.
+    std::uint64_t head = 0;
+    for (Request* r : group) {
+      if (r->kept) head = std::max(head, r->result.last_position);
+    }
+    lock.lock();
+    leader_active_ = false;
+    for (Request* r : group) r->state = Request::State::done;
+    // One wake-up for both: the group's callers return, and a queued one leads the next group.
+    queue_cv_.notify_all();
+    lock.unlock();
+    // Each caller runs its own on_commit hooks; the listeners hear the group once, here,
+    // after the others were released, so that a listener never makes them wait.
+    if (head != 0) notify(head);
+    lock.lock();
+  }
+
+  // Runs a group in one transaction under write_mutex_, each request in its own savepoint
+  // when there are several. Never throws: every request ends with kept or an error.
+  void run_group(std::span<Request*> group) noexcept {
+    std::vector<Request*> kept;
+    std::vector<std::shared_ptr<AppendHook>> hooks;
+    try {
+      std::lock_guard lock(write_mutex_);
+      WriterThread writer(writer_thread_);
+      try {
+        // Everything the group needs allocated up front, before BEGIN.
+        hooks = hooks_;
+        kept.reserve(group.size());
+        const std::string grouped =
+            group.size() == 1 ? std::string()
+                              : " (grouped with " + std::to_string(group.size() - 1) +
+                                    " other appends in one transaction)";
+        for (Request* r : group) {
+          r->hooks = hooks;
+          r->where = "append to " + r->batch->front().stream_id + " in " + context_ + grouped;
+          r->commit_where = r->where + ": commit";
+        }
+        stats_groups_.fetch_add(1, std::memory_order_relaxed);
+        stats_requests_.fetch_add(group.size(), std::memory_order_relaxed);
+        std::uint64_t seen = stats_max_group_.load(std::memory_order_relaxed);
+        while (seen < group.size() && !stats_max_group_.compare_exchange_weak(
+                                          seen, group.size(), std::memory_order_relaxed)) {
+        }
+        run_transaction_of(group, hooks, kept);
+      } catch (...) {
+        // Whatever got here (an allocation, a non-SQLite exception from the commit), nothing
+        // of the group may count as written: roll back while still holding the writer.
+        abort_group(group, kept, hooks, std::current_exception());
+      }
+    } catch (...) {  // the lock itself failed: nothing was started
+      for (Request* r : group) {
+        if (!r->error) r->error = std::current_exception();
+      }
+    }
+  }
+
+  // Runs the group's transaction. On return every request is either kept (committed) or has
+  // an error, and hooks heard on_rollback for each append of theirs that was undone. An
+  // exception escaping leaves the cleanup to run_group (abort_group with `kept`).
+  void run_transaction_of(std::span<Request*> group,
+                          const std::vector<std::shared_ptr<AppendHook>>& hooks,
+                          std::vector<Request*>& kept) {
+    sqlite3* db = writer_->db.getHandle();
+    try {
+      writer_->db.exec("BEGIN IMMEDIATE");
+    } catch (const SQLite::Exception& e) {
+      for (Request* r : group) r->error = translated(r->where, e);
+      return;
+    }
+    const bool savepoints = group.size() > 1;
+    Tail tail;
+    try {
+      tail = read_tail();
+    } catch (...) {
+      const std::exception_ptr error = std::current_exception();
+      rollback_quietly();
+      for (Request* r : group) r->error = error;
+      return;
+    }
+    for (Request* r : group) {
+      if (savepoints) {
+        try {
+          writer_->db.exec("SAVEPOINT annals_append");
+        } catch (const SQLite::Exception& e) {
+          abort_group(group, kept, hooks, translated(r->where, e));
+          return;
+        }
+      }
+      const Tail before = tail;
+      bool hooks_entered = false;
+      try {
+        append_request(*r, tail, hooks, hooks_entered);
+        if (savepoints) {
+          try {
+            writer_->db.exec("RELEASE annals_append");
+          } catch (const SQLite::Exception& e) {
+            // e.g. BUSY: a statement a hook left unfinished is still writing. This append
+            // fails alone (rolled back to its savepoint below).
+            throw_store_error(r->where + ": release savepoint", e);
+          }
+        }
+        kept.push_back(r);  // reserved before BEGIN: cannot throw
+        r->kept = true;     // provisionally: until the COMMIT
+        continue;
+      } catch (...) {
+        r->error = std::current_exception();
+      }
+      tail = before;
+      // The transaction is lost only if it is really gone (an I/O error or a full disk can
+      // make SQLite roll it back) or if this append's writes cannot be undone on their own,
+      // in which case it is rolled back here explicitly.
+      bool lost = sqlite3_get_autocommit(db) != 0;
+      if (!lost && savepoints) {
+        try {
+          writer_->db.exec("ROLLBACK TO annals_append");
+        } catch (...) {
+          rollback_quietly();
+          lost = true;
+        }
+        if (!lost) {
+          try {
+            writer_->db.exec("RELEASE annals_append");
+          } catch (...) {
+            // The savepoint is empty now; if it cannot be released (a pending statement),
+            // it stays nested in the transaction and COMMIT ends it. Not lost.
+          }
+          lost = sqlite3_get_autocommit(db) != 0;
+        }
+      } else if (!savepoints) {
+        rollback_quietly();  // the only request: nothing left to commit
+      }
+      if (hooks_entered) {
+        for (const auto& hook : hooks) hook->on_rollback(r->appended);
+      }
+      if (!savepoints) return;
+      if (lost) {
+        // Every other append of the group fails, each told in its own context why.
+        try {
+          std::string why =
+              ": an error in another append of its group rolled the transaction back";
+          try {
+            std::rethrow_exception(r->error);
+          } catch (const std::exception& e) {
+            why += ": ";
+            why += e.what();
+          } catch (...) {
+          }
+          for (Request* other : group) {
+            if (!other->error) other->error = std::make_exception_ptr(StoreError(other->where + why));
+          }
+        } catch (...) {
+          abort_group(group, kept, hooks, std::current_exception());
+          return;
+        }
+        abort_group(group, kept, hooks, std::exception_ptr());
+        return;
+      }
+    }
+    if (kept.empty()) {
+      rollback_quietly();
+      return;
+    }
+    try {
+      writer_->db.exec("COMMIT");
+    } catch (const SQLite::Exception& e) {
+      // The transaction may still be open (BUSY: a statement still writing): abort_group
+      // rolls it back, so the writer is never left inside it.
+      abort_group(group, kept, hooks, e, &Request::commit_where);
+    }
+  }
+
+  // The transaction is lost: it is rolled back, the kept requests' hooks hear on_rollback, and
+  // every request not already refused on its own fails with `cause`.
+  void abort_group(std::span<Request*> group, std::vector<Request*>& kept,
+                   const std::vector<std::shared_ptr<AppendHook>>& hooks,
+                   const std::exception_ptr& cause) noexcept {
+    rollback_quietly();
+    for (Request* r : kept) {
+      r->kept = false;
+      for (const auto& hook : hooks) hook->on_rollback(r->appended);
+    }
+    kept.clear();  // heard on_rollback once: never again
+    for (Request* r : group) {
+      r->kept = false;
+      if (!r->error) r->error = cause;
+    }
+  }
+
+  // As above, each request failing with `e` in its own context (`context` names the member
+  // of Request holding it).
+  void abort_group(std::span<Request*> group, std::vector<Request*>& kept,
+                   const std::vector<std::shared_ptr<AppendHook>>& hooks,
+                   const SQLite::Exception& e, std::string Request::*context) noexcept {
+    for (Request* r : group) {
+      if (!r->error) r->error = translated(r->*context, e);
+    }
+    abort_group(group, kept, hooks, std::exception_ptr());
+  }
+
+  void rollback_quietly() noexcept {
+    if (sqlite3_get_autocommit(writer_->db.getHandle()) != 0) return;
+    try {
+      writer_->db.exec("ROLLBACK");
+    } catch (...) {  // nothing better to do: the next BEGIN will say what is wrong
+    }
+  }
+
+  // Where the log ends, as seen inside the writer's transaction.
+  struct Tail {
+    std::uint64_t position = 0;
+    Timestamp recorded_at{};
+    EventHash hash{};  // the chain starts from 32 zero bytes
+  };
+
+  Tail read_tail() {
+    Tail tail;
+    try {
+      StatementUse last(last_);
+      if (last->executeStep()) {
+        tail.position = static_cast<std::uint64_t>(last->getColumn(0).getInt64());
+        tail.recorded_at = from_micros(last->getColumn(1).getInt64());
+        const SQLite::Column hash = last->getColumn(2);
+        if (static_cast<std::size_t>(hash.getBytes()) != tail.hash.size()) {
+          throw IntegrityError("append: the event at position " + std::to_string(tail.position) +
+                                   " has a damaged hash; verify the log",
+                               tail.position);
+        }
+        std::memcpy(tail.hash.data(), hash.getBlob(), tail.hash.size());
+      }
+    } catch (const SQLite::Exception& e) {
+      throw_store_error("append in " + context_, e);
+    }
+    return tail;
+  }
+
+  // Checks and writes one request at the tail, then runs the hooks' on_append. Throws the
+  // annals error its caller should get; tail moves past its events.
+  void append_request(Request& r, Tail& tail,
+                      const std::vector<std::shared_ptr<AppendHook>>& hooks,
+                      bool& hooks_entered) {
+    std::vector<StreamAppend>& batch = *r.batch;
+    const std::string* current_stream = &batch.front().stream_id;
+    const NewEvent* current_event = nullptr;
+    try {
+      // The clock is read under the file lock and never runs backwards along the log, so
+      // recorded_at rises with position even when the system clock steps back.
+      const Timestamp recorded_at = std::max(read_clock(options_), tail.recorded_at);
+      r.result.first_position = tail.position + 1;
+      for (StreamAppend& part : batch) {
+        current_stream = &part.stream_id;
+        std::optional<std::uint64_t> actual;
+        {
+          StatementUse q(writer_->stream_version);
+          q->bindNoCopy(1, part.stream_id);
+          q->executeStep();
+          if (!q->getColumn(0).isNull()) actual = q->getColumn(0).getInt64();
+        }
+        check_expected(part.stream_id, part.expected, actual);
+        std::uint64_t version = actual.value_or(0);
+        for (NewEvent& e : part.events) {
+          current_event = &e;
+          RecordedEvent rec{++tail.position, part.stream_id,   ++version, e.event_id,
+                            e.type,          e.schema_version, e.payload, e.metadata,
+                            recorded_at,     e.payload_format, {}};
+          rec.hash = chain_hash(tail.hash, rec);
+          tail.hash = rec.hash;
+          insert(rec);
+          if (!hooks.empty()) r.appended.push_back(std::move(rec));
+        }
+        r.result.stream_version = version;
+      }
+      tail.recorded_at = recorded_at;
+      r.result.last_position = tail.position;
+      current_event = nullptr;
+      hooks_entered = true;
+      for (const auto& hook : hooks) hook->on_append(writer_->session, r.appended);
+    } catch (const SQLite::Exception& e) {
+      if (e.getExtendedErrorCode() == SQLITE_CONSTRAINT_UNIQUE && current_event != nullptr) {
+        if (std::string_view(e.what()).find("event_id") != std::string_view::npos) {
+          throw_duplicate_event_id(*current_stream, current_event->event_id);
+        }
+        // (stream_id, version) can only clash if another writer bypassed the lock.
+        throw ConcurrencyError("append to " + *current_stream +
+                               ": another writer appended the same version (" + e.what() + ")");
+      }
+      throw_store_error("append to " + *current_stream + " in " + context_, e);
+    }
+  }
+
+  std::exception_ptr translated(const std::string& context, const SQLite::Exception& e) noexcept {
+    try {
+      throw_store_error(context, e);
+    } catch (...) {
+      return std::current_exception();
+    }
+  }
+
+  // An append or write transaction from the thread that holds the writer (a hook's on_append,
+  // a write transaction's callback) would wait for itself.
+  void refuse_reentry(const std::string& what) const {
+    if (writer_thread_.load() == std::this_thread::get_id()) {
+      throw InvalidArgument(what + " in " + context_ +
+                            ": called from inside an append hook or write transaction of the "
+                            "same store on the same thread, which would wait for itself; use "
+                            "the session the hook or transaction was given, or call after it "
+                            "returns");
+    }
+  }
+
+  // Marks the writer as held by this thread while in scope.
+  class WriterThread {
+   public:
+    explicit WriterThread(std::atomic<std::thread::id>& slot) noexcept
+        : slot_(slot), previous_(slot.load()) {
+      slot_.store(std::this_thread::get_id());
+    }
+    // Restores the previous holder: a memory: store's read nests inside run_group on the
+    // same thread, and must not unmark the writer when it ends.
+    ~WriterThread() { slot_.store(previous_); }
+    WriterThread(const WriterThread&) = delete;
+    WriterThread& operator=(const WriterThread&) = delete;
+
+   private:
+    std::atomic<std::thread::id>& slot_;
+    const std::thread::id previous_;
+  };
+
   void insert(const RecordedEvent& e) {
     const std::string event_id = to_string(e.event_id);
     StatementUse ins(insert_);
@@ -636,6 +973,9 @@ class SqliteEventStore final : public SqlEventStore {
   void with_connection(const std::string& what, Fn&& fn) const {
     if (in_memory_) {
       std::lock_guard lock(write_mutex_);
+      // The read holds the writer (one connection): an append from inside it (a read
+      // transaction's callback) would wait for itself, so refuse_reentry() must refuse it.
+      WriterThread writer(writer_thread_);
       try {
         fn(*writer_);
       } catch (const SQLite::Exception& e) {
@@ -678,15 +1018,24 @@ class SqliteEventStore final : public SqlEventStore {
   const std::string context_;
   const StoreOptions options_;
 
-  // Guards writer_, insert_, last_ and hooks_. Recursive so that a callback calling back into
-  // the store on the same thread (which is not allowed) gets an error from SQLite, not a hang.
+  // Guards writer_, insert_, last_ and hooks_. Recursive so that a memory: store's reads (on
+  // the writer's connection) work from inside a hook; appends and write transactions from
+  // there are refused by refuse_reentry().
   mutable std::recursive_mutex write_mutex_;
+  mutable std::atomic<std::thread::id> writer_thread_{};  // the thread holding the writer, if any
   std::unique_ptr<Connection> writer_;
   SQLite::Statement insert_, last_;
   std::vector<std::shared_ptr<AppendHook>> hooks_;
 
   mutable std::mutex readers_mutex_;
   mutable std::vector<std::unique_ptr<Connection>> readers_;  // idle read connections
+
+  // The group commit queue: appends waiting for a leader, and whether one is running a group.
+  mutable std::mutex queue_mutex_;
+  std::condition_variable queue_cv_;
+  std::deque<Request*> queue_;
+  bool leader_active_ = false;
+  std::atomic<std::uint64_t> stats_groups_{0}, stats_requests_{0}, stats_max_group_{0};
 
   std::mutex listeners_mutex_;
   std::map<std::uint64_t, std::function<void(std::uint64_t)>> listeners_;

@@ -127,13 +127,17 @@ struct StoreOptions {
   std::chrono::milliseconds busy_timeout{5000};  // how long a writer waits for the file lock
   // Source of recorded_at; the system clock when empty. Inject a fixed clock in tests.
   std::function<Timestamp()> clock{};
+  // Group commit: appends made at the same time by several threads on one store object share
+  // one transaction (one fsync), each still checked and refused on its own. Every append
+  // still returns only after its own events are committed. Off: one transaction per append.
+  bool group_commit = true;
 };
 
 // Opens (creating if needed) an event store.
 //   "sqlite:<path>"  a SQLite file in WAL mode; the schema is created on first open.
 //   "memory:"        in-process, same semantics, gone when the last reference goes.
 // Options may follow a '?', overriding `options`:
-//   payload=json|binary, synchronous=full|normal, busy_timeout_ms=N
+//   payload=json|binary, synchronous=full|normal, busy_timeout_ms=N, group_commit=on|off
 //   e.g. "sqlite:/data/events.db?payload=binary&synchronous=normal".
 // Throws InvalidArgument for an unknown scheme or option (naming it), StoreError when the
 // file cannot be opened, is not an annals store, or was written by a newer annals.
