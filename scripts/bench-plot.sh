@@ -38,21 +38,21 @@ panels=()
 i=0
 for f in "$@"; do
   i=$((i + 1))
-  # name, annals/s, baseline/s, ratio label, x label (name and unit)
+  # name, annals/s, baseline/s, ratio label, unit
   jq -r '.workloads[] |
     (if .unit == "us/page" then
        [.name, 1e6 / .annals, 1e6 / .baseline, "deep/first \(.ratio * 100 | round / 100)",
-        "\(.name) pages/s"]
+        "pages/s"]
      else
        [.name, .annals, .baseline, "\(.ratio * 100 | round / 100)",
-        "\(.name) \(.unit)"]
+        .unit]
      end) | @tsv' "$f" >"$work/$i.dat"
   title=$(jq -r '"scale \(.scale), synchronous=\(.synchronous), \(.date)"' "$f")
-  panels+=("set title \"$title\"; plot '$work/$i.dat' using 2:xtic(5) title 'annals' lc rgb '#1f77b4', '' using 3 title 'raw SQLite baseline' lc rgb '#bbbbbb', '' using 0:(\$2*1.6):4 with labels notitle font ',9'")
+  panels+=("set title \"$title\"; plot '$work/$i.dat' using 2:xtic(stringcolumn(1).\"\\n\".stringcolumn(5)) title 'annals' lc rgb '#1f77b4', '' using 3 title 'raw SQLite baseline' lc rgb '#bbbbbb', '' using 0:(\$2*1.6):4 with labels notitle font ',9'")
 done
 
 {
-  echo "set terminal pngcairo size 1100,$((420 * $#)) font 'sans,10'"
+  echo "set terminal pngcairo size 1200,$((420 * $#)) font 'sans,10'"
   echo "set output '$out'"
   echo "set multiplot layout $#,1"
   echo "set datafile separator '\\t'"
@@ -66,7 +66,7 @@ done
   echo "set key top right"
   echo "set grid ytics"
   echo "set tmargin 3"
-  echo "set bmargin 4"
+  echo "set bmargin 5"
   for p in "${panels[@]}"; do echo "$p"; done
   echo "unset multiplot"
 } >"$work/plot.gp"
