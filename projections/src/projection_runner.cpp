@@ -209,7 +209,9 @@ class ProjectionRunner::Core : public std::enable_shared_from_this<Core> {
     bool entered_ = false;
   };
 
-  // Called by the store after any append through it committed, on the appending thread.
+  // Called by the store after appends through it committed: once per group commit, on the
+  // thread that led the group (with group_commit=off, the appending thread). Heads from two
+  // groups may arrive out of order, hence the max.
   void on_commit(std::uint64_t head) noexcept {
     std::lock_guard lock(mutex_);
     head_ = std::max(head_, head);
