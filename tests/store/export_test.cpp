@@ -11,6 +11,7 @@
 #include "annals/events/workflow_events.hpp"
 #include "annals/store/hash_chain.hpp"
 #include "support/temp_dir.hpp"
+#include "support/test_vector.hpp"
 
 using namespace annals;
 using Catch::Matchers::Contains;
@@ -246,18 +247,9 @@ TEST_CASE("a line is one JSON object with the documented keys in order", "[store
 
 TEST_CASE("the audit test vector exports as the line docs/export-format.md shows",
           "[store][export]") {
-  RecordedEvent e;
-  e.position = 7;
-  e.stream_id = "WorkflowRun-r-1";
-  e.version = 2;
-  e.event_id = parse_uuid("123e4567-e89b-12d3-a456-426614174000");
-  e.type = "RunStopped";
-  e.payload = R"({"run_id":"r-1"})";
-  e.metadata = {"acme", "alice", "r-1", "", from_micros(1'700'000'000'000'001)};
-  e.recorded_at = from_micros(1'700'000'000'000'002);
-  EventHash previous;
-  previous.fill(0x11);
-  e.hash = chain_hash(previous, e);
+  RecordedEvent e = test::test_vector_event();
+  e.hash = chain_hash(test::test_vector_previous_hash(), e);
+  REQUIRE(to_hex(e.hash) == test::kTestVectorHash);
   std::ostringstream out;
   write_export_line(out, e);
   CHECK(out.str() ==

@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 
 #include "support/backends.hpp"
+#include "support/test_vector.hpp"
 
 using namespace annals;
 using annals::test::make_event;
@@ -48,22 +49,10 @@ SQLite::Database tamper(const std::string& path) {
 TEST_CASE("the canonical encoding and chain hash match the documented test vector",
           "[store][hash]") {
   // docs/audit.md gives this event and hash; an independent implementation produced it.
-  RecordedEvent e;
-  e.position = 7;
-  e.stream_id = "WorkflowRun-r-1";
-  e.version = 2;
-  e.event_id = parse_uuid("123e4567-e89b-12d3-a456-426614174000");
-  e.type = "RunStopped";
-  e.schema_version = 1;
-  e.payload_format = PayloadFormat::json;
-  e.payload = R"({"run_id":"r-1"})";
-  e.metadata = {"acme", "alice", "r-1", "", from_micros(1'700'000'000'000'001)};
-  e.recorded_at = from_micros(1'700'000'000'000'002);
-  EventHash previous;
-  previous.fill(0x11);
+  const RecordedEvent e = test::test_vector_event();
+  const EventHash previous = test::test_vector_previous_hash();
   CHECK(canonical_encoding(e).size() == 166);
-  CHECK(to_hex(chain_hash(previous, e)) ==
-        "10be3827b7bb975d11a870fca3d37f97a41bbbef389306faa9b4aa3836c8983d");
+  CHECK(to_hex(chain_hash(previous, e)) == test::kTestVectorHash);
 }
 
 TEST_CASE("chain_hash is SHA-256 of previous and the canonical encoding at every payload size",
