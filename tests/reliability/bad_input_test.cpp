@@ -401,6 +401,38 @@ std::vector<Case> cases() {
                O::serialization, "99", [](World& w) {
                  append_raw(*w.store, "WorkflowRun-r-v99", "RunCreated", 99, R"({"run_id":"r-v99"})");
                }});
+  t.push_back({"WorkflowRun: node finished before it started", O::invalid_argument,
+               "finished_at 2023-11-14", [](World& w) {
+                 WorkflowRun run = w.aggregates.load("r-1");
+                 run.complete_node({.node_execution_id = w.node_id, .finished_at = at(-5)});
+               }});
+  t.push_back({"save: runs created at the ends of the 64-bit time range round-trip exactly", O::ok,
+               "", [](World& w) {
+                 for (const auto& [id, when] : {std::pair{"r-min", Timestamp::min()},
+                                                std::pair{"r-max", Timestamp::max()}}) {
+                   WorkflowRun run = WorkflowRun::create(RunCreated{.run_id = id,
+                                                                    .tenant_id = "t-3",
+                                                                    .app_id = "app-1",
+                                                                    .workflow_id = "wf-1",
+                                                                    .triggered_from = "debugging",
+                                                                    .created_at = when});
+                   w.aggregates.save(run);
+                   CHECK(w.aggregates.load(id).state().created_at == when);
+                   const auto view = w.runs.get_workflow_run_by_id("t-3", "app-1", id);
+                   REQUIRE(view);
+                   CHECK(view->created_at == when);
+                 }
+                 // Strictly before the largest time: the run created at it is not expired.
+                 const auto expired = w.runs.get_expired_runs_batch("t-3", Timestamp::max());
+                 REQUIRE(expired.size() == 1);
+                 CHECK(expired[0].id == "r-min");
+                 CHECK(w.runs.get_expired_runs_batch("t-3", Timestamp::min()).empty());
+                 const auto page = w.runs.get_paginated_workflow_runs("t-3", "app-1", "debugging");
+                 REQUIRE(page.data.size() == 2);
+                 CHECK(page.data[0].id == "r-max");
+                 CHECK(verify_log(*w.store).events == w.store->head_position());
+               },
+               true});
   // ---- WorkflowRunRepository ----------------------------------------------------------
   t.push_back({"get_paginated_workflow_runs: limit 0", O::invalid_argument, "limit 0",
                [](World& w) { (void)w.runs.get_paginated_workflow_runs("t-1", "app-1", "debugging", 0); }});
