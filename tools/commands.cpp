@@ -491,7 +491,8 @@ int replay(const ReplayArgs& args, std::ostream& out, std::ostream&) {
     return as_of ? e.recorded_at > *as_of : e.position > *args.position;
   });
   if (history.empty()) {
-    throw NotFound("no events of " + printable(stream) + " " + point + " (its first is at position " +
+    throw NotFound("no events of " + printable(stream) + " " + point +
+                   " (its first is at position " +
                    std::to_string(store->read_stream(stream, 1, 1).front().position) + ")");
   }
   const RecordedEvent& last = history.back();

@@ -110,8 +110,9 @@ int main(int argc, char** argv) {
   replay
       ->add_option("--stream", replay_args.stream, "stream id, e.g. WorkflowRun-r-1 (or a run id)")
       ->required();
-  auto* position = replay->add_option("--position", replay_args.position,
-                                      "keep the stream's events at or before this log position")
+  auto* position = replay
+                       ->add_option("--position", replay_args.position,
+                                    "keep the stream's events at or before this log position")
                        ->check(kWholeNumber);
   auto* as_of = replay->add_option(
       "--as-of", replay_args.as_of,

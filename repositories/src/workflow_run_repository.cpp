@@ -96,8 +96,8 @@ InfiniteScrollPagination<WorkflowRunView> WorkflowRunRepository::get_paginated_w
   });
   if (!cursor_found) {
     throw NotFound("get_paginated_workflow_runs: last_id '" + printable(*last_id) +
-                   "' is not a run of tenant '" + printable(tenant) + "', app '" +
-                   printable(app) + "' and triggered_from '" + printable(trigger) + "'");
+                   "' is not a run of tenant '" + printable(tenant) + "', app '" + printable(app) +
+                   "' and triggered_from '" + printable(trigger) + "'");
   }
   InfiniteScrollPagination<WorkflowRunView> page;
   page.limit = limit;

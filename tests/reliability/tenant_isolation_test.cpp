@@ -37,10 +37,10 @@ Timestamp at(std::int64_t seconds) {
 
 struct Tenant {
   std::string id;
-  std::string own_app;                  // an app only this tenant has
-  std::vector<std::string> run_ids;     // in shared-app, triggered from "debugging"
-  std::vector<std::string> node_ids;    // node executions of run_ids[0]
-  std::string shared_node_id;           // a node execution id both tenants use
+  std::string own_app;                // an app only this tenant has
+  std::vector<std::string> run_ids;   // in shared-app, triggered from "debugging"
+  std::vector<std::string> node_ids;  // node executions of run_ids[0]
+  std::string shared_node_id;         // a node execution id both tenants use
 };
 
 constexpr const char* kShared = "shared-app";
@@ -70,8 +70,10 @@ struct Fixture {
                                                          .inputs = "{}",
                                                          .created_at = at(i)});
         if (i == 0) {
-          run.start_node({.node_execution_id = t->shared_node_id, .node_id = "start",
-                          .node_type = "start", .started_at = at(i)});
+          run.start_node({.node_execution_id = t->shared_node_id,
+                          .node_id = "start",
+                          .node_type = "start",
+                          .started_at = at(i)});
         }
         aggregates.save(run);
         t->run_ids.push_back(id);
@@ -103,8 +105,7 @@ std::vector<std::string> ids_of(const std::vector<WorkflowRunView>& views) {
 
 // Every call `attacker` can make with `victim`'s ids, none of which may return or change
 // anything of the victim's.
-void attack(Fixture& f, WorkflowRunRepository& runs, const Tenant& attacker,
-            const Tenant& victim) {
+void attack(Fixture& f, WorkflowRunRepository& runs, const Tenant& attacker, const Tenant& victim) {
   const DatabaseImage before = f.image();
   INFO(attacker.id << " attacks " << victim.id);
 
@@ -122,9 +123,9 @@ void attack(Fixture& f, WorkflowRunRepository& runs, const Tenant& attacker,
         runs.get_paginated_workflow_runs(attacker.id, attacker.own_app, kTrigger, 20, v.id),
         NotFound);
   }
-  CHECK_THROWS_AS(runs.get_paginated_workflow_runs(attacker.id, kShared, kTrigger, 20,
-                                                   victim.id + "-own"),
-                  NotFound);
+  CHECK_THROWS_AS(
+      runs.get_paginated_workflow_runs(attacker.id, kShared, kTrigger, 20, victim.id + "-own"),
+      NotFound);
   // The attacker's own pages in the shared app hold only the attacker's runs.
   std::vector<std::string> seen;
   std::optional<std::string> cursor;
@@ -168,8 +169,8 @@ void attack(Fixture& f, WorkflowRunRepository& runs, const Tenant& attacker,
   for (const std::string& id : victim.node_ids) {
     CHECK(!f.nodes.get_node_execution_by_id(attacker.id, id));
     CHECK(!f.nodes.update_node_execution(attacker.id, id, {.status = "succeeded"}));
-    CHECK(!f.nodes.update_node_execution(attacker.id, id,
-                                         {.status = "failed", .error = "sabotage"}));
+    CHECK(
+        !f.nodes.update_node_execution(attacker.id, id, {.status = "failed", .error = "sabotage"}));
   }
   // The id both use finds the attacker's own node execution, never the victim's.
   const auto shared = f.nodes.get_node_execution_by_id(attacker.id, attacker.shared_node_id);
@@ -212,9 +213,10 @@ void attack(Fixture& f, WorkflowRunRepository& runs, const Tenant& attacker,
 
 }  // namespace
 
-TEST_CASE("tenant isolation: every repository method given the other tenant's ids returns and "
-          "changes nothing",
-          "[reliability][tenant]") {
+TEST_CASE(
+    "tenant isolation: every repository method given the other tenant's ids returns and "
+    "changes nothing",
+    "[reliability][tenant]") {
   Fixture f;
   SECTION("plain WorkflowRunRepository") {
     attack(f, f.runs, f.b, f.a);
@@ -244,9 +246,10 @@ TEST_CASE("tenant isolation: every repository method given the other tenant's id
   }
 }
 
-TEST_CASE("tenant isolation: a tenant's own writes leave the other tenant's rows exactly as they "
-          "were",
-          "[reliability][tenant]") {
+TEST_CASE(
+    "tenant isolation: a tenant's own writes leave the other tenant's rows exactly as they "
+    "were",
+    "[reliability][tenant]") {
   Fixture f;
   auto victim_rows = [&] {
     std::vector<std::string> out;
@@ -280,5 +283,6 @@ TEST_CASE("tenant isolation: a tenant's own writes leave the other tenant's rows
   CHECK(ids_of(f.runs.get_paginated_workflow_runs(f.a.id, kShared, kTrigger).data).size() == 5);
   const auto a_stream_after = f.factory.event_store()->read_stream("WorkflowRun-" + f.a.run_ids[0]);
   REQUIRE(a_stream_after.size() == a_stream.size());
-  for (std::size_t i = 0; i < a_stream.size(); ++i) CHECK(a_stream_after[i].hash == a_stream[i].hash);
+  for (std::size_t i = 0; i < a_stream.size(); ++i)
+    CHECK(a_stream_after[i].hash == a_stream[i].hash);
 }

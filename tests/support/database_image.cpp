@@ -99,8 +99,9 @@ DatabaseImage DatabaseImage::capture(const std::string& path) {
 
   std::string& out = image.dump;
   {
-    Stmt s = prepare(db.get(), "SELECT (SELECT application_id FROM pragma_application_id),"
-                               " (SELECT user_version FROM pragma_user_version)");
+    Stmt s = prepare(db.get(),
+                     "SELECT (SELECT application_id FROM pragma_application_id),"
+                     " (SELECT user_version FROM pragma_user_version)");
     if (sqlite3_step(s.get()) != SQLITE_ROW) fail(db.get(), "pragmas");
     out += "application_id=" + std::to_string(sqlite3_column_int64(s.get(), 0)) +
            " user_version=" + std::to_string(sqlite3_column_int64(s.get(), 1)) + "\n";
@@ -140,8 +141,8 @@ DatabaseImage DatabaseImage::capture(const std::string& path) {
 
 std::string difference(const DatabaseImage& before, const DatabaseImage& after) {
   if (before.dump != after.dump) {
-    const auto [a, b] = std::mismatch(before.dump.begin(), before.dump.end(), after.dump.begin(),
-                                      after.dump.end());
+    const auto [a, b] =
+        std::mismatch(before.dump.begin(), before.dump.end(), after.dump.begin(), after.dump.end());
     const auto offset = static_cast<std::size_t>(a - before.dump.begin());
     const std::size_t from = offset > 60 ? offset - 60 : 0;
     return "the table dump differs at byte " + std::to_string(offset) + " (sizes " +
@@ -150,8 +151,8 @@ std::string difference(const DatabaseImage& before, const DatabaseImage& after) 
            after.dump.substr(from, 160);
   }
   if (before.file != after.file) {
-    const auto [a, b] = std::mismatch(before.file.begin(), before.file.end(), after.file.begin(),
-                                      after.file.end());
+    const auto [a, b] =
+        std::mismatch(before.file.begin(), before.file.end(), after.file.begin(), after.file.end());
     return "the rows are equal but the main database file differs at byte " +
            std::to_string(a - before.file.begin()) + " (sizes " +
            std::to_string(before.file.size()) + " and " + std::to_string(after.file.size()) + ")";
