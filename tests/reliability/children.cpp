@@ -2,7 +2,8 @@
 // and the writers of the concurrency test (run by child processes and, in-process, by threads).
 //
 // Child modes; each writes its reports to stdout, one tab-separated line each:
-//   append <uri> <seed> <tag>   inline WorkflowProjection on, appends until killed:
+//   append <uri> <seed> <tag>   opens a RepositoryFactory (inline WorkflowProjection on) and
+//                               appends workflow runs until killed:
 //                               "I cid n" before an append of n events (correlation id cid),
 //                               "E cid position stream version event_id type payload_hex" for
 //                               each event and "K cid n" after the append returned
@@ -27,6 +28,7 @@
 #include "annals/projections/rebuild.hpp"
 #include "annals/projections/workflow_projection.hpp"
 #include "annals/repositories/aggregate_repository.hpp"
+#include "annals/repositories/repository_factory.hpp"
 #include "annals/store/export.hpp"
 #include "reliability/harness.hpp"
 
@@ -34,8 +36,11 @@ namespace annals::reliability {
 namespace {
 
 int append_child(const std::string& uri, std::uint64_t seed, const std::string& tag) {
-  auto store = open_sql_event_store(uri);
-  attach_inline_projections(*store, {std::make_shared<WorkflowProjection>()});
+  // Opened as an application opens it: the factory sets up, catches up and attaches the
+  // WorkflowProjection inline. Appends go to the store as AggregateRepository::save/save_all
+  // make them, so that the child knows the positions it reports.
+  RepositoryFactory factory(uri);
+  const std::shared_ptr<SqlEventStore> store = factory.sql_event_store();
   WorkflowWorkload workload(seed, tag);
   write_out("R\n");
   for (std::uint64_t i = 0; i < 1'000'000; ++i) {
@@ -61,11 +66,10 @@ int rebuild_child(const std::string& uri, std::size_t batch) {
   auto store = open_sql_event_store(uri);
   WorkflowProjection projection;
   write_out("R\n");
-  const RebuildReport report =
-      rebuild(*store, projection,
-              {.batch_size = batch, .on_progress = [](const RebuildProgress& p) {
-                 write_out("P\t" + std::to_string(p.processed) + "\n");
-               }});
+  const RebuildReport report = rebuild(
+      *store, projection, {.batch_size = batch, .on_progress = [](const RebuildProgress& p) {
+                             write_out("P\t" + std::to_string(p.processed) + "\n");
+                           }});
   write_out(std::string("D\t") + (report.swapped ? "swapped" : "kept") + "\n");
   return 0;
 }
@@ -105,14 +109,17 @@ void writer_thread(const std::shared_ptr<SqlEventStore>& store, int process, int
   std::uint64_t node = 0;
   const auto start_node = [&](WorkflowRun& run) {
     const std::string id = own + "-n" + std::to_string(node++);
-    run.start_node({.node_execution_id = id, .node_id = id, .node_type = "llm",
-                    .inputs = "{}", .started_at = wall_now()});
+    run.start_node({.node_execution_id = id,
+                    .node_id = id,
+                    .node_type = "llm",
+                    .inputs = "{}",
+                    .started_at = wall_now()});
   };
   const auto step_own = [&](WorkflowRun& run) {
     for (const auto& n : run.node_executions()) {
       if (n.status == NodeStatus::running) {
-        run.complete_node({.node_execution_id = n.id, .outputs = R"({"ok":true})",
-                           .finished_at = wall_now()});
+        run.complete_node(
+            {.node_execution_id = n.id, .outputs = R"({"ok":true})", .finished_at = wall_now()});
         return;
       }
     }
@@ -126,9 +133,13 @@ void writer_thread(const std::shared_ptr<SqlEventStore>& store, int process, int
     return ids;
   };
   try {
-    WorkflowRun mine = WorkflowRun::create({.run_id = own, .tenant_id = "t", .app_id = "app",
-                                            .workflow_id = "wf", .triggered_from = "app-run",
-                                            .created_by = "u", .inputs = "{}",
+    WorkflowRun mine = WorkflowRun::create({.run_id = own,
+                                            .tenant_id = "t",
+                                            .app_id = "app",
+                                            .workflow_id = "wf",
+                                            .triggered_from = "app-run",
+                                            .created_by = "u",
+                                            .inputs = "{}",
                                             .created_at = wall_now()});
     auto ids = record({&mine});
     repo.save(mine);
@@ -178,9 +189,12 @@ void writer_thread(const std::shared_ptr<SqlEventStore>& store, int process, int
 void create_shared_runs(EventStore& store) {
   for (int i = 0; i < 2; ++i) {
     WorkflowRun run = WorkflowRun::create({.run_id = "shared-" + std::to_string(i),
-                                           .tenant_id = "t", .app_id = "app",
-                                           .workflow_id = "wf", .triggered_from = "app-run",
-                                           .created_by = "u", .inputs = "{}",
+                                           .tenant_id = "t",
+                                           .app_id = "app",
+                                           .workflow_id = "wf",
+                                           .triggered_from = "app-run",
+                                           .created_by = "u",
+                                           .inputs = "{}",
                                            .created_at = wall_now()});
     store.append(run.stream_id(), ExpectedVersion::no_stream(),
                  run.encode_pending_events(store.payload_format()));
@@ -204,8 +218,7 @@ WriterOutcome run_writers(const std::shared_ptr<SqlEventStore>& store, int proce
   }
   std::vector<std::thread> workers;
   for (int t = 0; t < threads; ++t) {
-    workers.emplace_back(
-        [&, t] { writer_thread(store, process, t, ops, out, out_mutex); });
+    workers.emplace_back([&, t] { writer_thread(store, process, t, ops, out, out_mutex); });
   }
   for (auto& w : workers) w.join();
   if (projection_runner) {

@@ -94,8 +94,8 @@ TEST_CASE("processes and threads appending to one file with runners in two proce
   constexpr int kProcesses = 4;
   std::vector<std::unique_ptr<Child>> children;
   for (int p = 0; p < kProcesses; ++p) {
-    children.push_back(std::make_unique<Child>(std::vector<std::string>{
-        "writer", uri, std::to_string(p), "3", "60", p < 2 ? "1" : "0"}));
+    children.push_back(std::make_unique<Child>(
+        std::vector<std::string>{"writer", uri, std::to_string(p), "3", "60", p < 2 ? "1" : "0"}));
   }
   std::vector<WriterOutcome> outcomes;
   for (auto& child : children) {

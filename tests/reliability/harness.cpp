@@ -82,8 +82,8 @@ bool Child::read_until(std::chrono::steady_clock::time_point until) {
 bool Child::read_lines(std::size_t count, std::chrono::milliseconds timeout) {
   const auto until = std::chrono::steady_clock::now() + timeout;
   while (lines_.size() < count && std::chrono::steady_clock::now() < until) {
-    if (!read_until(std::min(until, std::chrono::steady_clock::now() +
-                                        std::chrono::milliseconds(1)))) {
+    if (!read_until(
+            std::min(until, std::chrono::steady_clock::now() + std::chrono::milliseconds(1)))) {
       return lines_.size() >= count;
     }
   }
@@ -273,10 +273,10 @@ std::vector<std::pair<std::uint64_t, SentEvent>> append_runs(
                      loaded == 0 ? ExpectedVersion::no_stream() : ExpectedVersion::exactly(loaded),
                      run->encode_pending_events(format)});
   }
-  const AppendResult result = batch.size() == 1
-                                  ? store.append(batch[0].stream_id, batch[0].expected,
-                                                 std::move(batch[0].events))
-                                  : store.append(std::move(batch));
+  const AppendResult result =
+      batch.size() == 1
+          ? store.append(batch[0].stream_id, batch[0].expected, std::move(batch[0].events))
+          : store.append(std::move(batch));
   std::vector<std::pair<std::uint64_t, SentEvent>> out;
   for (std::size_t i = 0; i < sent.size(); ++i) {
     out.emplace_back(result.first_position + i, std::move(sent[i]));
@@ -293,8 +293,8 @@ std::string compare_with_rebuild(SqlEventStore& store) {
   WorkflowProjection projection;
   const RebuildReport report = rebuild(store, projection, {.swap_when_different = false});
   if (report.identical) return "";
-  std::string out = "read tables differ from a rebuild at position " +
-                    std::to_string(report.position) + ":";
+  std::string out =
+      "read tables differ from a rebuild at position " + std::to_string(report.position) + ":";
   for (const auto& t : report.tables) {
     out += " " + t.table + " live " + std::to_string(t.live_rows) + " rows, rebuilt " +
            std::to_string(t.shadow_rows) + " rows";

@@ -95,7 +95,9 @@ class WorkflowWorkload {
 
   WorkflowRun& create_run(const EventMetadata& meta);
   void advance(WorkflowRun& run, const EventMetadata& meta, bool may_finish);
-  Timestamp now() { return from_micros(1'700'000'000'000'000LL + static_cast<std::int64_t>(++tick_) * 1000); }
+  Timestamp now() {
+    return from_micros(1'700'000'000'000'000LL + static_cast<std::int64_t>(++tick_) * 1000);
+  }
 };
 
 // Appends the runs' pending events as the repositories do (one stream: a single append; several:
