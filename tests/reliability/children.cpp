@@ -2,8 +2,10 @@
 // and the writers of the concurrency test (run by child processes and, in-process, by threads).
 //
 // Child modes; each writes its reports to stdout, one tab-separated line each:
-//   append <uri> <seed> <tag>   opens a RepositoryFactory (inline WorkflowProjection on) and
-//                               appends workflow runs until killed:
+//   append <uri> <seed> <tag> inline|async
+//                               opens a RepositoryFactory (inline WorkflowProjection on) or a
+//                               store with a ProjectionRunner and appends workflow runs until
+//                               killed:
 //                               "I cid n" before an append of n events (correlation id cid),
 //                               "E cid position stream version event_id type payload_hex" for
 //                               each event and "K cid n" after the append returned
@@ -35,20 +37,16 @@
 namespace annals::reliability {
 namespace {
 
-int append_child(const std::string& uri, std::uint64_t seed, const std::string& tag) {
-  // Opened as an application opens it: the factory sets up, catches up and attaches the
-  // WorkflowProjection inline. Appends go to the store as AggregateRepository::save/save_all
-  // make them, so that the child knows the positions it reports.
-  RepositoryFactory factory(uri);
-  const std::shared_ptr<SqlEventStore> store = factory.sql_event_store();
+// Appends workflow runs to `store` until killed, reporting as the header says.
+void append_loop(SqlEventStore& store, std::uint64_t seed, const std::string& tag) {
   WorkflowWorkload workload(seed, tag);
   write_out("R\n");
   for (std::uint64_t i = 0; i < 1'000'000; ++i) {
     const std::string cid = tag + "-b" + std::to_string(i);
     const std::vector<WorkflowRun*> runs = workload.next(cid);
-    const std::size_t count = pending_of(runs, store->payload_format()).size();
+    const std::size_t count = pending_of(runs, store.payload_format()).size();
     write_out("I\t" + cid + "\t" + std::to_string(count) + "\n");
-    const auto written = append_runs(*store, runs);
+    const auto written = append_runs(store, runs);
     workload.saved(runs);
     std::string report;
     for (const auto& [position, e] : written) {
@@ -59,6 +57,37 @@ int append_child(const std::string& uri, std::uint64_t seed, const std::string& 
     report += "K\t" + cid + "\t" + std::to_string(written.size()) + "\n";
     write_out(report);
   }
+}
+
+int append_child(const std::string& uri, std::uint64_t seed, const std::string& tag,
+                 const std::string& projection) {
+  if (projection == "inline") {
+    // Opened as an application opens it: the factory sets up, catches up and attaches the
+    // WorkflowProjection inline. Appends go to the store as AggregateRepository::save/save_all
+    // make them, so that the child knows the positions it reports.
+    RepositoryFactory factory(uri);
+    append_loop(*factory.sql_event_store(), seed, tag);
+    return 0;
+  }
+  // The read tables kept by an async ProjectionRunner in small batches beside the appends.
+  const std::shared_ptr<SqlEventStore> store = open_sql_event_store(uri);
+  boost::asio::io_context io;
+  auto guard = boost::asio::make_work_guard(io);
+  ProjectionRunner runner(io, store, std::make_shared<WorkflowProjection>(),
+                          {.batch_size = 7, .poll_interval = std::chrono::milliseconds(5)});
+  runner.start();
+  std::thread io_thread([&io] { io.run(); });
+  try {
+    append_loop(*store, seed, tag);
+  } catch (...) {
+    runner.stop();
+    io.stop();
+    io_thread.join();
+    throw;
+  }
+  runner.stop();
+  io.stop();
+  io_thread.join();
   return 0;
 }
 
@@ -243,7 +272,9 @@ int run_child(const std::vector<std::string>& args) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   try {
     const std::string& mode = args.at(0);
-    if (mode == "append") return append_child(args.at(1), std::stoull(args.at(2)), args.at(3));
+    if (mode == "append") {
+      return append_child(args.at(1), std::stoull(args.at(2)), args.at(3), args.at(4));
+    }
     if (mode == "rebuild") return rebuild_child(args.at(1), std::stoul(args.at(2)));
     if (mode == "import") return import_child(args.at(1), args.at(2));
     if (mode == "writer") {
