@@ -12,7 +12,8 @@
 //   rebuild <uri> <batch>       rebuilds the workflow tables: "P processed" per batch, "D" at end
 //   import <uri> <file>         import_log of the file into the store: "R" once open, "D" at end
 //   writer <uri> <process> <threads> <ops> <runner 0|1>
-//                               run_writers: "S event_id" per success, "C conflicts",
+//                               "R" once open, then run_writers: "S event_id" per success,
+//                               "C conflicts",
 //                               "X message" per unexpected exception, "A applied", then "Z"
 
 #include <sys/prctl.h>
@@ -113,7 +114,9 @@ int import_child(const std::string& uri, const std::string& file) {
 }
 
 int writer_child(const std::string& uri, int process, int threads, int ops, bool runner) {
-  const WriterOutcome out = run_writers(open_sql_event_store(uri), process, threads, ops, runner);
+  auto store = open_sql_event_store(uri);
+  write_out("R\n");
+  const WriterOutcome out = run_writers(store, process, threads, ops, runner);
   std::string report;
   for (const auto& id : out.succeeded) report += "S\t" + id + "\n";
   report += "C\t" + std::to_string(out.conflicts) + "\n";
@@ -136,19 +139,22 @@ void writer_thread(const std::shared_ptr<SqlEventStore>& store, int process, int
   std::vector<std::string> succeeded, errors;
   std::size_t conflicts = 0;
   std::uint64_t node = 0;
+  const EventMetadata meta{.actor = own};  // tells whose event it is in the log
   const auto start_node = [&](WorkflowRun& run) {
     const std::string id = own + "-n" + std::to_string(node++);
     run.start_node({.node_execution_id = id,
                     .node_id = id,
                     .node_type = "llm",
                     .inputs = "{}",
-                    .started_at = wall_now()});
+                    .started_at = wall_now()},
+                   meta);
   };
   const auto step_own = [&](WorkflowRun& run) {
     for (const auto& n : run.node_executions()) {
       if (n.status == NodeStatus::running) {
         run.complete_node(
-            {.node_execution_id = n.id, .outputs = R"({"ok":true})", .finished_at = wall_now()});
+            {.node_execution_id = n.id, .outputs = R"({"ok":true})", .finished_at = wall_now()},
+            meta);
         return;
       }
     }
@@ -169,7 +175,8 @@ void writer_thread(const std::shared_ptr<SqlEventStore>& store, int process, int
                                             .triggered_from = "app-run",
                                             .created_by = "u",
                                             .inputs = "{}",
-                                            .created_at = wall_now()});
+                                            .created_at = wall_now()},
+                                           meta);
     auto ids = record({&mine});
     repo.save(mine);
     succeeded.insert(succeeded.end(), ids.begin(), ids.end());
