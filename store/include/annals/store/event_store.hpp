@@ -117,7 +117,8 @@ class EventStore {
 
 // How SQLite makes a commit durable (PRAGMA synchronous in WAL mode).
 //   full:   the WAL is fsync'ed at every commit: an acknowledged append survives a process
-//           crash and a power loss or OS crash. The default.
+//           crash and a power loss or OS crash (if the disk keeps what it acknowledged to
+//           fsync). The default.
 //   normal: the WAL is fsync'ed only at checkpoints: an acknowledged append survives a process
 //           crash; a power loss may roll back the most recent commits (never corrupts).
 enum class Synchronous : std::uint8_t { full, normal };
