@@ -300,7 +300,7 @@ class SqliteSession final : public SqlSession {
 
 SQLite::Database open_connection(const std::string& path, int flags, const StoreOptions& options) {
   return SQLite::Database(path, flags | SQLite::OPEN_NOMUTEX,
-                          static_cast<int>(options.busy_timeout.count()));
+                          static_cast<int>(options.busy_timeout.count()), options.vfs);
 }
 
 // Opens the writer connection and makes sure the file is an annals store of a version this
@@ -308,6 +308,10 @@ SQLite::Database open_connection(const std::string& path, int flags, const Store
 // exactly as it was.
 SQLite::Database open_writer(const std::string& path, bool in_memory, const StoreOptions& options,
                              const std::string& context) {
+  if (!options.vfs.empty() && sqlite3_vfs_find(options.vfs.c_str()) == nullptr) {
+    throw InvalidArgument(context + ": no SQLite VFS named '" + options.vfs +
+                          "' is registered (StoreOptions::vfs / vfs=)");
+  }
   if (!in_memory) {
     const std::filesystem::path fs_path(path);
     const std::filesystem::path parent =
