@@ -100,6 +100,14 @@ std::int64_t sql_from(std::uint64_t from) {
     throw StoreError(message + "; the database stayed locked past the busy timeout, retry later");
   }
   if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) throw IntegrityError(message);
+  if (e.getExtendedErrorCode() == SQLITE_READONLY) {
+    // The writer's file descriptor was opened read-only: SQLite never reopens it.
+    throw StoreError(message +
+                         "; the database file is read-only for this process (its permissions or "
+                         "a read-only mount): nothing was written; make it writable and open the "
+                         "store again",
+                     false);
+  }
   const bool transient = code == SQLITE_IOERR || code == SQLITE_FULL || code == SQLITE_NOMEM ||
                          code == SQLITE_CANTOPEN || code == SQLITE_PROTOCOL ||
                          code == SQLITE_INTERRUPT;
