@@ -684,6 +684,11 @@ class SqliteEventStore final : public SqlEventStore {
     Tail tail;
     try {
       tail = read_tail();
+    } catch (const SQLite::Exception& e) {
+      // Each caller is told about its own append (an I/O error reading the last event).
+      rollback_quietly();
+      for (Request* r : group) r->error = translated(r->where, e);
+      return;
     } catch (...) {
       const std::exception_ptr error = std::current_exception();
       rollback_quietly();
@@ -715,6 +720,13 @@ class SqliteEventStore final : public SqlEventStore {
         kept.push_back(r);  // reserved before BEGIN: cannot throw
         r->kept = true;     // provisionally: until the COMMIT
         continue;
+      } catch (const StoreError& e) {
+        // A hook's statement failing (an inline projection's SQL meeting an I/O error) names
+        // only the statement: say which append it failed.
+        r->error = std::string_view(e.what()).starts_with("append to ")
+                       ? std::current_exception()
+                       : std::make_exception_ptr(StoreError(r->where + ": " + e.what(),
+                                                            e.transient()));
       } catch (...) {
         r->error = std::current_exception();
       }
@@ -825,9 +837,10 @@ class SqliteEventStore final : public SqlEventStore {
     EventHash hash{};  // the chain starts from 32 zero bytes
   };
 
+  // Throws SQLite::Exception for the caller to translate in each append's own context.
   Tail read_tail() {
     Tail tail;
-    try {
+    {
       StatementUse last(last_);
       if (last->executeStep()) {
         tail.position = static_cast<std::uint64_t>(last->getColumn(0).getInt64());
@@ -840,8 +853,6 @@ class SqliteEventStore final : public SqlEventStore {
         }
         std::memcpy(tail.hash.data(), hash.getBlob(), tail.hash.size());
       }
-    } catch (const SQLite::Exception& e) {
-      throw_store_error("append in " + context_, e);
     }
     return tail;
   }
