@@ -15,6 +15,8 @@
 #include <catch2/catch.hpp>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <cstdio>
 #include <functional>
 #include <map>
@@ -129,16 +131,56 @@ FileState file_state(const std::string& path, const std::vector<std::string>& ta
 
 // A store on the fault VFS with an inline projection, and an async one (not attached) for the
 // batch and rebuild sweeps.
+// How the writer's I/O is made to differ between sweeps.
+enum class Mode : std::uint8_t {
+  warm,           // only this store object writes: its page cache stays valid, it reads nothing
+  other_writer,   // another store object appends before every run: the writer re-reads pages
+  checkpointing,  // the WAL is checkpointed after every commit and truncated after a restart
+};
+
+const char* to_string(Mode mode) {
+  switch (mode) {
+    case Mode::warm:
+      return "warm";
+    case Mode::other_writer:
+      return "other writer";
+    case Mode::checkpointing:
+      return "checkpointing";
+  }
+  return "?";
+}
+
 struct Fixture {
-  explicit Fixture(bool group_commit) {
+  // full: every commit syncs (for the sync sweeps); the others meet the same reads and writes
+  // without paying for a flush per run.
+  explicit Fixture(bool group_commit, Mode mode = Mode::warm,
+                   Synchronous synchronous = Synchronous::full)
+      : mode(mode) {
     StoreOptions options;
     options.vfs = FaultVfs::kName;
     options.group_commit = group_commit;
-    options.synchronous = Synchronous::full;  // so that commits sync and the sweep covers it
+    options.synchronous = synchronous;
     FaultVfs::instance();
     store = open_sql_event_store(dir.sqlite_uri("events.db"), options);
     attach_inline_projections(*store, {inline_totals});
     (void)prepare_projection(*store, *async_totals);
+    if (mode == Mode::other_writer) {
+      StoreOptions other_options = options;
+      other_options.synchronous = Synchronous::normal;  // not under test: no flush per append
+      other = open_event_store(dir.sqlite_uri("events.db"), other_options);
+    }
+    if (mode == Mode::checkpointing) {
+      // The writer connection's own settings: a checkpoint after every commit (its I/O runs
+      // inside the append call), and the WAL truncated when it restarts.
+      store->write_transaction([](SqlSession& sql) {
+        sql.execute_script("PRAGMA wal_autocheckpoint = 1; PRAGMA journal_size_limit = 0");
+      });
+    }
+  }
+
+  // Before every run of a sweep.
+  void between_runs() {
+    if (other) other->append("other", ExpectedVersion::any(), make_events(1, "Other"));
   }
 
   std::string path() const { return dir.file("events.db"); }
@@ -155,7 +197,10 @@ struct Fixture {
   // positions 1..head, the store's readers agree with the file, the inline table equals the
   // log (a rebuild's result) at the inline checkpoint (the head), the async table equals the
   // log up to its checkpoint, and every committing() was answered.
-  void check_consistent() const {
+  // With another writer the inline projection is at the head only right after an append
+  // through this store object (it catches up the other's events there).
+  void check_consistent() const { check_consistent(mode != Mode::other_writer); }
+  void check_consistent(bool inline_at_head) const {
     SQLite::Database db(path(), SQLite::OPEN_READONLY);
     const LogVerification v = verify_log(*store);
     const std::uint64_t head = store->head_position();
@@ -175,9 +220,11 @@ struct Fixture {
       REQUIRE(r.size() == 1);
       return std::stoull(r.front());
     };
-    CHECK(checkpoint(inline_totals->name()) == head);
+    const std::uint64_t inline_at = checkpoint(inline_totals->name());
+    if (inline_at_head) CHECK(inline_at == head);
+    CHECK(inline_at <= head);
     CHECK(rows(db, "SELECT * FROM " + inline_totals->table() + " ORDER BY stream_id") ==
-          expected_upto(head));
+          expected_upto(inline_at));
     const std::uint64_t async_at = checkpoint(async_totals->name());
     CHECK(async_at <= head);
     CHECK(rows(db, "SELECT * FROM " + async_totals->table() + " ORDER BY stream_id") ==
@@ -187,7 +234,9 @@ struct Fixture {
     }
   }
 
+  const Mode mode;
   TempDir dir;
+  std::shared_ptr<EventStore> other;  // Mode::other_writer: another writer on the file
   std::shared_ptr<Totals> inline_totals = std::make_shared<Totals>("fault_inline", "annals_t_inline");
   std::shared_ptr<Totals> async_totals = std::make_shared<Totals>("fault_async", "annals_t_async");
   std::shared_ptr<SqlEventStore> store;
@@ -230,6 +279,7 @@ SweepStats sweep(Fixture& f, const Fault& fault, const std::string& context,
                  const std::function<void()>& done) {
   FaultVfs& vfs = FaultVfs::instance();
   SweepStats stats;
+  f.between_runs();
   before_each();
   const std::uint64_t calls_before = vfs.calls(fault.kind);
   op();
@@ -237,6 +287,7 @@ SweepStats sweep(Fixture& f, const Fault& fault, const std::string& context,
   done();
   constexpr std::uint64_t kMaxCalls = 5000;  // a sweep that never ends is a test bug
   for (std::uint64_t n = 1; n <= kMaxCalls; ++n) {
+    f.between_runs();
     before_each();
     const FileState before = f.state();
     vfs.arm(fault.kind, n, fault.code);
@@ -257,25 +308,28 @@ SweepStats sweep(Fixture& f, const Fault& fault, const std::string& context,
       REQUIRE(fired == 1);  // the error is the fault's, not something else
       CHECK_THAT(error, Catch::Contains(context) && Catch::Contains(fault.cause));
       REQUIRE(f.state() == before);
-    } else if (fired == 0) {
+    } else if (fired == 0 && n > stats.unfaulted_calls) {
       stats.swept = n - 1;
+      done();
       f.check_consistent();
       return stats;
     } else {
-      ++stats.absorbed;
+      // The fault was absorbed (a checkpoint after the commit, which SQLite lets fail), or this
+      // run made fewer calls than the counted one: the call did all its work either way.
+      if (fired > 0) ++stats.absorbed;
       done();
     }
     f.check_consistent();
     // The same store object works again: an append succeeds and everything still agrees.
     f.append_clean("recovery", 1);
-    f.check_consistent();
+    f.check_consistent(/*inline_at_head=*/true);
   }
   FAIL("the sweep did not end after " << kMaxCalls << " calls");
   return stats;
 }
 
 void report(const std::string& what, const Fault& fault, const SweepStats& s) {
-  std::printf("fault sweep: %-28s %-36s unfaulted %3llu calls, swept %3llu, threw %3llu, "
+  std::printf("fault sweep: %-40s %-44s unfaulted %3llu calls, swept %3llu, threw %3llu, "
               "absorbed %llu\n",
               what.c_str(), describe(fault).c_str(),
               static_cast<unsigned long long>(s.unfaulted_calls),
@@ -288,8 +342,7 @@ using Coverage = std::map<IoKind, std::uint64_t>;
 
 void note(Coverage& coverage, const Fault& fault, const SweepStats& s) {
   coverage[fault.kind] = std::max(coverage[fault.kind], s.swept);
-  // A sweep covers at least the calls of its unfaulted run (more if a retry added some).
-  CHECK(s.swept >= s.unfaulted_calls);
+  CHECK(s.swept >= s.unfaulted_calls);  // the sweep ends only past the counted run's calls
 }
 
 }  // namespace
@@ -332,12 +385,15 @@ TEST_CASE("the store names an unregistered VFS instead of opening the file",
 TEST_CASE("every I/O call of an append fails cleanly and the store object recovers",
           "[reliability][fault]") {
   const bool group_commit = GENERATE(true, false);
-  INFO("group_commit " << (group_commit ? "on" : "off"));
-  Fixture f(group_commit);
-  f.append_clean("s", 2);
+  const Mode mode = GENERATE(Mode::warm, Mode::other_writer, Mode::checkpointing);
+  const bool syncs = GENERATE(false, true);  // sweep the syncs, or the other kinds
+  INFO("group_commit " << (group_commit ? "on" : "off") << ", " << to_string(mode));
+  Fixture f(group_commit, mode, syncs ? Synchronous::full : Synchronous::normal);
+  f.append_clean("batch-s", 2);
   Coverage coverage;
   int round = 0;
   for (const Fault& fault : kFaults) {
+    if ((fault.kind == IoKind::sync) != syncs) continue;
     // One stream.
     {
       std::vector<std::string> ids;
@@ -355,7 +411,7 @@ TEST_CASE("every I/O call of an append fails cleanly and the store object recove
         CHECK(to_string(got[0].event_id) == ids[0]);
       };
       const SweepStats s = sweep(f, fault, "append to single-", [] {}, op, done);
-      report("append (one stream)", fault, s);
+      report(std::string("append (one stream) ") + to_string(f.mode), fault, s);
       note(coverage, fault, s);
     }
     // A batch over three streams, one of them existing.
@@ -364,7 +420,7 @@ TEST_CASE("every I/O call of an append fails cleanly and the store object recove
         ++round;
         const std::string r = std::to_string(round);
         f.store->append({{"batch-a-" + r, ExpectedVersion::no_stream(), make_events(2, "BatchA")},
-                         {"s", ExpectedVersion::any(), make_events(1, "BatchS")},
+                         {"batch-s", ExpectedVersion::any(), make_events(1, "BatchS")},
                          {"batch-b-" + r, ExpectedVersion::no_stream(), make_events(3, "BatchB")}});
       };
       const auto done = [&] {
@@ -372,23 +428,28 @@ TEST_CASE("every I/O call of an append fails cleanly and the store object recove
         CHECK(f.store->read_stream("batch-a-" + r).size() == 2);
         CHECK(f.store->read_stream("batch-b-" + r).size() == 3);
       };
-      const SweepStats s = sweep(f, fault, "append to batch-a-", [] {}, op, done);
-      report("append (batch of 3 streams)", fault, s);
+      const SweepStats s = sweep(f, fault, "append to batch-", [] {}, op, done);
+      report(std::string("append (batch) ") + to_string(f.mode), fault, s);
       note(coverage, fault, s);
     }
   }
-  CHECK(coverage[IoKind::write] > 0);
-  CHECK(coverage[IoKind::sync] > 0);
+  CHECK(coverage[syncs ? IoKind::sync : IoKind::write] > 0);
+  if (mode != Mode::warm && !syncs) CHECK(coverage[IoKind::read] > 0);
   f.check_consistent();
 }
 
 TEST_CASE("every I/O call of a projection batch fails cleanly and the store object recovers",
           "[reliability][fault]") {
   const bool group_commit = GENERATE(true, false);
-  INFO("group_commit " << (group_commit ? "on" : "off"));
-  Fixture f(group_commit);
+  // (Mode::checkpointing is the append sweep's: here it would only repeat the checkpoint's
+  // calls after each commit, at the cost of a flush per run.)
+  const Mode mode = GENERATE(Mode::warm, Mode::other_writer);
+  const bool syncs = GENERATE(false, true);  // sweep the syncs, or the other kinds
+  INFO("group_commit " << (group_commit ? "on" : "off") << ", " << to_string(mode));
+  Fixture f(group_commit, mode, syncs ? Synchronous::full : Synchronous::normal);
   Coverage coverage;
   for (const Fault& fault : kFaults) {
+    if ((fault.kind == IoKind::sync) != syncs) continue;
     // A backlog of appends the async projection has not seen, applied in one batch.
     const auto backlog = [&] { f.append_clean("backlog", 3); };
     const auto op = [&] { (void)catch_up(*f.store, *f.async_totals, 1000); };
@@ -399,34 +460,39 @@ TEST_CASE("every I/O call of a projection batch fails cleanly and the store obje
             std::vector<std::string>{std::to_string(f.store->head_position())});
     };
     const SweepStats s = sweep(f, fault, "catch_up fault_async", backlog, op, done);
-    report("projection batch", fault, s);
+    report(std::string("projection batch ") + to_string(f.mode), fault, s);
     note(coverage, fault, s);
   }
-  CHECK(coverage[IoKind::write] > 0);
-  CHECK(coverage[IoKind::sync] > 0);
+  CHECK(coverage[syncs ? IoKind::sync : IoKind::write] > 0);
+  if (mode != Mode::warm && !syncs) CHECK(coverage[IoKind::read] > 0);
 }
 
 TEST_CASE("every I/O call of a rebuild fails cleanly and the store object recovers",
           "[reliability][fault]") {
   const bool group_commit = GENERATE(true, false);
-  INFO("group_commit " << (group_commit ? "on" : "off"));
-  Fixture f(group_commit);
+  // (Mode::checkpointing is the append sweep's: here it would only repeat the checkpoint's
+  // calls after each commit, at the cost of a flush per run.)
+  const Mode mode = GENERATE(Mode::warm, Mode::other_writer);
+  const bool syncs = GENERATE(false, true);  // sweep the syncs, or the other kinds
+  INFO("group_commit " << (group_commit ? "on" : "off") << ", " << to_string(mode));
+  Fixture f(group_commit, mode, syncs ? Synchronous::full : Synchronous::normal);
   f.append_clean("a", 4);
   f.append_clean("b", 3);
   (void)catch_up(*f.store, *f.async_totals);
   Coverage coverage;
   for (const Fault& fault : kFaults) {
+    if ((fault.kind == IoKind::sync) != syncs) continue;
     for (Totals* projection : {f.async_totals.get(), f.inline_totals.get()}) {
       const auto op = [&] { (void)rebuild(*f.store, *projection); };
       const auto done = [&] { f.check_consistent(); };
       const SweepStats s =
           sweep(f, fault, "rebuild of " + projection->name(), [] {}, op, done);
-      report("rebuild " + projection->name(), fault, s);
+      report("rebuild " + projection->name() + " " + to_string(f.mode), fault, s);
       note(coverage, fault, s);
     }
   }
-  CHECK(coverage[IoKind::write] > 0);
-  CHECK(coverage[IoKind::sync] > 0);
+  CHECK(coverage[syncs ? IoKind::sync : IoKind::write] > 0);
+  if (mode != Mode::warm && !syncs) CHECK(coverage[IoKind::read] > 0);
 }
 
 namespace {
@@ -701,4 +767,130 @@ TEST_CASE("a database locked by another process past the busy timeout fails clea
   CHECK(verify_log(*store).events == 4);
   CHECK(inline_totals->committing_.load() ==
         inline_totals->committed_.load() + inline_totals->rolled_back_.load());
+}
+
+namespace {
+
+// Holds the writer inside the on_append of an append to `stream` until released, so that the
+// appends made meanwhile queue up and then run as one group.
+class Gate final : public AppendHook {
+ public:
+  void on_append(SqlSession&, const std::vector<RecordedEvent>& appended) override {
+    if (appended.empty() || appended.front().stream_id != stream) return;
+    std::unique_lock lock(mutex_);
+    entered_ = true;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return open_; });
+  }
+  void on_commit(const std::vector<RecordedEvent>&) noexcept override {}
+
+  void wait_entered() {
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [&] { return entered_; });
+  }
+  void open() {
+    std::lock_guard lock(mutex_);
+    open_ = true;
+    cv_.notify_all();
+  }
+  void close(std::string next_stream) {
+    std::lock_guard lock(mutex_);
+    stream = std::move(next_stream);
+    entered_ = open_ = false;
+  }
+
+  std::string stream;
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool entered_ = false, open_ = false;
+};
+
+}  // namespace
+
+TEST_CASE("every I/O call of a group commit fails each of its appends cleanly",
+          "[reliability][fault]") {
+  // One append holds the writer (a hook waits) while three more queue; then the first commits
+  // alone and the three run as one group, each in its savepoint: the leader's path.
+  Fixture f(/*group_commit=*/true);
+  auto gate = std::make_shared<Gate>();
+  f.store->add_append_hook(gate);
+  f.append_clean("s", 1);
+  FaultVfs& vfs = FaultVfs::instance();
+  int round = 0;
+  std::uint64_t total_thrown = 0;
+  for (const Fault& fault : kFaults) {
+    std::uint64_t n = 1;
+    for (;; ++n) {
+      REQUIRE(n < 5000);
+      ++round;
+      const std::string r = std::to_string(round);
+      const FileState before = f.state();
+      struct Outcome {
+        std::vector<std::string> streams;
+        std::size_t events = 0;
+        bool ok = false;
+        std::string error;
+      };
+      std::array<Outcome, 4> out;
+      out[0] = {{"holder-" + r}, 1, false, {}};
+      out[1] = {{"one-" + r}, 2, false, {}};
+      out[2] = {{"batch-x-" + r, "batch-y-" + r}, 3, false, {}};
+      out[3] = {{"last-" + r}, 1, false, {}};
+      const auto append = [&](Outcome& o) {
+        try {
+          if (o.streams.size() == 1) {
+            f.store->append(o.streams[0], ExpectedVersion::no_stream(), make_events(o.events));
+          } else {
+            f.store->append({{o.streams[0], ExpectedVersion::no_stream(), make_events(2)},
+                             {o.streams[1], ExpectedVersion::no_stream(), make_events(1)}});
+          }
+          o.ok = true;
+        } catch (const std::exception& e) {
+          o.error = std::string(dynamic_cast<const StoreError*>(&e) ? "" : "not a StoreError: ") +
+                    e.what();
+        }
+      };
+      gate->close(out[0].streams[0]);
+      std::vector<std::thread> threads;
+      threads.emplace_back(append, std::ref(out[0]));
+      gate->wait_entered();
+      for (std::size_t i = 1; i < out.size(); ++i) threads.emplace_back(append, std::ref(out[i]));
+      REQUIRE(eventually([&] { return f.store->group_commit_stats().queued == 3; }));
+      vfs.arm(fault.kind, n, fault.code);
+      gate->open();
+      for (std::thread& t : threads) t.join();
+      const std::uint64_t fired = vfs.fired();
+      vfs.disarm();
+      INFO(describe(fault) << " at call " << n << " of a group commit");
+      std::size_t failed = 0;
+      for (const Outcome& o : out) {
+        INFO(o.streams[0] << ": " << (o.ok ? "ok" : o.error));
+        if (o.ok) {
+          std::size_t events = 0;
+          for (const std::string& s : o.streams) events += f.store->read_stream(s).size();
+          CHECK(events == o.events);
+        } else {
+          ++failed;
+          CHECK_THAT(o.error, Catch::Contains("append to " + o.streams[0]) &&
+                                  Catch::Contains(fault.cause));
+          for (const std::string& s : o.streams) CHECK(f.store->read_stream(s).empty());
+        }
+      }
+      if (fired == 0) {
+        CHECK(failed == 0);
+        break;
+      }
+      total_thrown += failed;
+      if (failed == out.size()) CHECK(f.state() == before);
+      f.check_consistent();
+      f.append_clean("recovery", 1);
+      f.check_consistent();
+    }
+    std::printf("fault sweep: %-40s %-44s swept %3llu\n", "group commit of 1 + 3 appends",
+                describe(fault).c_str(), static_cast<unsigned long long>(n - 1));
+  }
+  CHECK(total_thrown > 0);
+  CHECK(f.store->group_commit_stats().max_group >= 3);
 }
