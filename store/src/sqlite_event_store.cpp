@@ -101,12 +101,11 @@ std::int64_t sql_from(std::uint64_t from) {
   }
   if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) throw IntegrityError(message);
   if (e.getExtendedErrorCode() == SQLITE_READONLY) {
-    // The writer's file descriptor was opened read-only: SQLite never reopens it.
+    // Transient: the store object opens a new writer once the file is writable again.
     throw StoreError(message +
                          "; the database file is read-only for this process (its permissions or "
-                         "a read-only mount): nothing was written; make it writable and open the "
-                         "store again",
-                     false);
+                         "a read-only mount): nothing was written; the store writes again once "
+                         "the file is writable");
   }
   const bool transient = code == SQLITE_IOERR || code == SQLITE_FULL || code == SQLITE_NOMEM ||
                          code == SQLITE_CANTOPEN || code == SQLITE_PROTOCOL ||
@@ -428,12 +427,8 @@ class SqliteEventStore final : public SqlEventStore {
         options_(options),
         writer_(std::make_unique<Connection>(
             open_writer(path, in_memory_, options, "open " + context_), context_)),
-        insert_(writer_->db, std::string("INSERT INTO annals_events (") + kEventColumns +
-                                 ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
-                                 " ?13, ?14, ?15)"),
-        last_(writer_->db,
-              "SELECT position, recorded_at, hash FROM annals_events ORDER BY position DESC LIMIT "
-              "1") {}
+        insert_(make_insert(*writer_)),
+        last_(make_last(*writer_)) {}
 
   AppendResult append(std::string_view stream_id, ExpectedVersion expected,
                       std::vector<NewEvent> events) override {
@@ -532,6 +527,7 @@ class SqliteEventStore final : public SqlEventStore {
     refuse_reentry("write transaction");
     std::lock_guard lock(write_mutex_);
     WriterThread writer(writer_thread_);
+    reopen_writer_if_read_only();
     run_transaction(*writer_, SQLite::TransactionBehavior::IMMEDIATE, "write transaction", fn);
   }
 
@@ -627,6 +623,39 @@ class SqliteEventStore final : public SqlEventStore {
     lock.lock();
   }
 
+  static std::unique_ptr<SQLite::Statement> make_insert(Connection& c) {
+    return std::make_unique<SQLite::Statement>(
+        c.db, std::string("INSERT INTO annals_events (") + kEventColumns +
+                  ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)");
+  }
+  static std::unique_ptr<SQLite::Statement> make_last(Connection& c) {
+    return std::make_unique<SQLite::Statement>(
+        c.db, "SELECT position, recorded_at, hash FROM annals_events ORDER BY position DESC LIMIT 1");
+  }
+
+  // REQUIRES: write_mutex_ held, no transaction open on the writer.
+  // SQLite opens a file this process may not write (permissions, a read-only mount) read-only
+  // and never reopens it, so once the file is writable again only a new connection can write:
+  // the store object then recovers without being reopened. While the file stays read-only the
+  // old writer is kept and the write fails with SQLITE_READONLY's message.
+  void reopen_writer_if_read_only() noexcept {
+    if (in_memory_ || sqlite3_db_readonly(writer_->db.getHandle(), "main") != 1) return;
+    try {
+      auto fresh = std::make_unique<Connection>(
+          open_connection(path_, SQLite::OPEN_READWRITE, options_), context_);
+      if (sqlite3_db_readonly(fresh->db.getHandle(), "main") == 1) return;
+      fresh->db.exec(options_.synchronous == Synchronous::full ? "PRAGMA synchronous=FULL"
+                                                               : "PRAGMA synchronous=NORMAL");
+      auto insert = make_insert(*fresh);
+      auto last = make_last(*fresh);
+      // The old statements go before their connection.
+      insert_ = std::move(insert);
+      last_ = std::move(last);
+      writer_ = std::move(fresh);
+    } catch (...) {  // keep the read-only writer: the write says why it cannot be done
+    }
+  }
+
   // Runs a group in one transaction under write_mutex_, each request in its own savepoint
   // when there are several. Never throws: every request ends with kept or an error.
   void run_group(std::span<Request*> group) noexcept {
@@ -648,6 +677,7 @@ class SqliteEventStore final : public SqlEventStore {
           r->where = "append to " + r->batch->front().stream_id + " in " + context_ + grouped;
           r->commit_where = r->where + ": commit";
         }
+        reopen_writer_if_read_only();
         stats_groups_.fetch_add(1, std::memory_order_relaxed);
         stats_requests_.fetch_add(group.size(), std::memory_order_relaxed);
         std::uint64_t seen = stats_max_group_.load(std::memory_order_relaxed);
@@ -841,7 +871,7 @@ class SqliteEventStore final : public SqlEventStore {
   Tail read_tail() {
     Tail tail;
     {
-      StatementUse last(last_);
+      StatementUse last(*last_);
       if (last->executeStep()) {
         tail.position = static_cast<std::uint64_t>(last->getColumn(0).getInt64());
         tail.recorded_at = from_micros(last->getColumn(1).getInt64());
@@ -951,7 +981,7 @@ class SqliteEventStore final : public SqlEventStore {
 
   void insert(const RecordedEvent& e) {
     const std::string event_id = to_string(e.event_id);
-    StatementUse ins(insert_);
+    StatementUse ins(*insert_);
     ins->bind(1, static_cast<std::int64_t>(e.position));
     ins->bindNoCopy(2, e.stream_id);
     ins->bind(3, static_cast<std::int64_t>(e.version));
@@ -1047,7 +1077,7 @@ class SqliteEventStore final : public SqlEventStore {
   mutable std::recursive_mutex write_mutex_;
   mutable std::atomic<std::thread::id> writer_thread_{};  // the thread holding the writer, if any
   std::unique_ptr<Connection> writer_;
-  SQLite::Statement insert_, last_;
+  std::unique_ptr<SQLite::Statement> insert_, last_;  // on writer_; replaced with it
   std::vector<std::shared_ptr<AppendHook>> hooks_;
 
   mutable std::mutex readers_mutex_;
