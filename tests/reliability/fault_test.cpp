@@ -976,3 +976,28 @@ TEST_CASE("every I/O call of a group commit fails each of its appends cleanly",
   CHECK(total_thrown > 0);
   CHECK(f.store->group_commit_stats().max_group >= 3);
 }
+
+TEST_CASE("every read call of the store's reads fails cleanly and the reader pool recovers",
+          "[reliability][fault]") {
+  // Another writer before each run, so that the pooled readers re-read what changed.
+  Fixture f(/*group_commit=*/true, Mode::other_writer, Synchronous::normal);
+  f.append_clean("s", 3);
+  const Fault fault = kFaults[3];  // reads failing
+  std::vector<RecordedEvent> got;
+  const auto read_all = [&] { got = f.store->read_all(1, SIZE_MAX); };
+  const auto all_there = [&] { CHECK(got.size() == f.store->head_position()); };
+  SweepStats s = sweep(f, fault, "read_all", [] {}, read_all, all_there);
+  report("read_all other writer", fault, s);
+  CHECK(s.swept > 0);
+  const auto read_stream = [&] { got = f.store->read_stream("other"); };
+  const auto stream_there = [&] { CHECK(got.size() == f.store->read_stream("other").size()); };
+  s = sweep(f, fault, "read_stream other", [] {}, read_stream, stream_there);
+  report("read_stream other writer", fault, s);
+  CHECK(s.swept > 0);
+  LogVerification v;
+  const auto verify = [&] { v = verify_log(*f.store); };
+  const auto verified = [&] { CHECK(v.head_position == f.store->head_position()); };
+  s = sweep(f, fault, "read_all", [] {}, verify, verified);
+  report("verify_log other writer", fault, s);
+  CHECK(s.swept > 0);
+}
