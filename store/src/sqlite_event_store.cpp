@@ -91,8 +91,10 @@ std::int64_t sql_from(std::uint64_t from) {
   return static_cast<std::int64_t>(std::min<std::uint64_t>(from, INT64_MAX));
 }
 
-// The one place SQLite's errors become annals errors.
-[[noreturn]] void throw_store_error(const std::string& context, const SQLite::Exception& e) {
+// The one place SQLite's errors become annals errors. `reader`: the error is a read
+// connection's, which is read-only by design.
+[[noreturn]] void throw_store_error(const std::string& context, const SQLite::Exception& e,
+                                    bool reader = false) {
   const int code = e.getErrorCode();
   std::string message = context + ": " + e.what() + " (SQLite error " +
                         std::to_string(e.getExtendedErrorCode()) + ")";
@@ -100,6 +102,10 @@ std::int64_t sql_from(std::uint64_t from) {
     throw StoreError(message + "; the database stayed locked past the busy timeout, retry later");
   }
   if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) throw IntegrityError(message);
+  if (e.getExtendedErrorCode() == SQLITE_READONLY && reader) {
+    throw StoreError(message + "; a read transaction cannot write: use a write transaction",
+                     false);
+  }
   if (e.getExtendedErrorCode() == SQLITE_READONLY) {
     // Transient: the store object opens a new writer once the file is writable again.
     throw StoreError(message +
@@ -216,8 +222,8 @@ struct Prepared {
 
 class SqliteCursor final : public SqlCursor {
  public:
-  SqliteCursor(std::unique_ptr<Prepared> prepared, std::string context)
-      : prepared_(std::move(prepared)), context_(std::move(context)) {}
+  SqliteCursor(std::unique_ptr<Prepared> prepared, std::string context, bool reader)
+      : prepared_(std::move(prepared)), context_(std::move(context)), reader_(reader) {}
 
   bool next(SqlRow& row) override {
     try {
@@ -225,25 +231,27 @@ class SqliteCursor final : public SqlCursor {
       read_values(prepared_->stmt, row);
       return true;
     } catch (const SQLite::Exception& e) {
-      throw_store_error(context_, e);
+      throw_store_error(context_, e, reader_);
     }
   }
 
  private:
   std::unique_ptr<Prepared> prepared_;
   std::string context_;
+  bool reader_;
 };
 
 // SqlSession on one SQLite connection, with its prepared statements cached by SQL text.
 class SqliteSession final : public SqlSession {
  public:
-  SqliteSession(SQLite::Database& db, const std::string& context) : db_(db), context_(context) {}
+  SqliteSession(SQLite::Database& db, const std::string& context, bool reader)
+      : db_(db), context_(context), reader_(reader) {}
 
   void execute_script(std::string_view sql) override {
     try {
       db_.exec(std::string(sql));
     } catch (const SQLite::Exception& e) {
-      throw_store_error(context_ + ": " + sql_excerpt(sql), e);
+      throw_store_error(context_ + ": " + sql_excerpt(sql), e, reader_);
     }
   }
 
@@ -261,7 +269,7 @@ class SqliteSession final : public SqlSession {
       }
       return static_cast<std::size_t>(db_.getChanges());
     } catch (const SQLite::Exception& e) {
-      throw_store_error(context_ + ": " + sql_excerpt(sql), e);
+      throw_store_error(context_ + ": " + sql_excerpt(sql), e, reader_);
     }
   }
 
@@ -274,7 +282,7 @@ class SqliteSession final : public SqlSession {
       while (use->executeStep()) read_values(*use, rows.emplace_back());
       return rows;
     } catch (const SQLite::Exception& e) {
-      throw_store_error(context_ + ": " + sql_excerpt(sql), e);
+      throw_store_error(context_ + ": " + sql_excerpt(sql), e, reader_);
     }
   }
 
@@ -284,9 +292,10 @@ class SqliteSession final : public SqlSession {
       // Not from the cache: two cursors on the same SQL may be open at once.
       auto p = std::make_unique<Prepared>(db_, sql);
       p->bind(params, sql, /*copy_text=*/true);
-      return std::make_unique<SqliteCursor>(std::move(p), context_ + ": " + sql_excerpt(sql));
+      return std::make_unique<SqliteCursor>(std::move(p), context_ + ": " + sql_excerpt(sql),
+                                            reader_);
     } catch (const SQLite::Exception& e) {
-      throw_store_error(context_ + ": " + sql_excerpt(sql), e);
+      throw_store_error(context_ + ": " + sql_excerpt(sql), e, reader_);
     }
   }
 
@@ -302,6 +311,7 @@ class SqliteSession final : public SqlSession {
 
   SQLite::Database& db_;
   std::string context_;
+  bool reader_;
   std::unordered_map<std::string, std::unique_ptr<Prepared>> cache_;
 };
 
@@ -402,7 +412,7 @@ SQLite::Database open_writer(const std::string& path, bool in_memory, const Stor
 
 // One connection with the statements the store's own reads use.
 struct Connection {
-  Connection(SQLite::Database database, const std::string& context)
+  Connection(SQLite::Database database, const std::string& context, bool reader = false)
       : db(std::move(database)),
         read_stream(db, std::string("SELECT ") + kEventColumns +
                             " FROM annals_events WHERE stream_id = ?1 AND version >= ?2"
@@ -411,7 +421,7 @@ struct Connection {
                          " FROM annals_events WHERE position >= ?1 ORDER BY position LIMIT ?2"),
         head(db, "SELECT coalesce(max(position), 0) FROM annals_events"),
         stream_version(db, "SELECT max(version) FROM annals_events WHERE stream_id = ?1"),
-        session(db, context) {}
+        session(db, context, reader) {}
 
   SQLite::Database db;  // declared first: destroyed after its statements
   SQLite::Statement read_stream, read_all, head, stream_version;
@@ -751,12 +761,16 @@ class SqliteEventStore final : public SqlEventStore {
         r->kept = true;     // provisionally: until the COMMIT
         continue;
       } catch (const StoreError& e) {
+        r->error = std::current_exception();
         // A hook's statement failing (an inline projection's SQL meeting an I/O error) names
         // only the statement: say which append it failed.
-        r->error = std::string_view(e.what()).starts_with("append to ")
-                       ? std::current_exception()
-                       : std::make_exception_ptr(StoreError(r->where + ": " + e.what(),
-                                                            e.transient()));
+        if (!std::string_view(e.what()).starts_with("append to ")) {
+          try {
+            r->error = std::make_exception_ptr(StoreError(r->where + ": " + e.what(),
+                                                          e.transient()));
+          } catch (...) {  // out of memory: the statement's own message then
+          }
+        }
       } catch (...) {
         r->error = std::current_exception();
       }
@@ -1047,7 +1061,7 @@ class SqliteEventStore final : public SqlEventStore {
       }
       if (!reader) {
         reader = std::make_unique<Connection>(
-            open_connection(path_, SQLite::OPEN_READONLY, options_), context_);
+            open_connection(path_, SQLite::OPEN_READONLY, options_), context_, /*reader=*/true);
       }
       fn(*reader);
     } catch (const SQLite::Exception& e) {

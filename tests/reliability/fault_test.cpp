@@ -1001,3 +1001,20 @@ TEST_CASE("every read call of the store's reads fails cleanly and the reader poo
   report("verify_log other writer", fault, s);
   CHECK(s.swept > 0);
 }
+
+TEST_CASE("a write inside a read transaction is not blamed on a read-only file",
+          "[reliability][fault]") {
+  TempDir dir;
+  auto store = open_sql_event_store(dir.sqlite_uri("events.db"));
+  store->append("s", ExpectedVersion::no_stream(), make_events(1));
+  CHECK_THROWS_MATCHES(
+      store->read_transaction(
+          [](SqlSession& s) { s.execute_script("CREATE TABLE annals_t_x (a INTEGER)"); }),
+      StoreError, Catch::Matchers::Predicate<StoreError>([](const StoreError& e) {
+        const std::string m = e.what();
+        return m.find("a read transaction cannot write") != std::string::npos &&
+               m.find("read-only for this process") == std::string::npos && !e.transient();
+      }));
+  // The file is writable and the store object writes.
+  CHECK(store->append("s", ExpectedVersion::exactly(1), make_events(1)).stream_version == 2);
+}
