@@ -640,7 +640,8 @@ class SqliteEventStore final : public SqlEventStore {
   }
   static std::unique_ptr<SQLite::Statement> make_last(Connection& c) {
     return std::make_unique<SQLite::Statement>(
-        c.db, "SELECT position, recorded_at, hash FROM annals_events ORDER BY position DESC LIMIT 1");
+        c.db,
+        "SELECT position, recorded_at, hash FROM annals_events ORDER BY position DESC LIMIT 1");
   }
 
   // REQUIRES: write_mutex_ held, no transaction open on the writer.

@@ -10,16 +10,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <mutex>
 #include <cstdio>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -221,9 +221,9 @@ struct Fixture {
           std::vector<std::string>{std::to_string(head) + "|" + std::to_string(head)});
     CHECK(store->read_all(1, SIZE_MAX).size() == head);
     const auto expected_upto = [&](std::uint64_t at) {
-      return rows(db,
-                  "SELECT stream_id, count(*), max(position) FROM annals_events WHERE position <= " +
-                      std::to_string(at) + " GROUP BY stream_id ORDER BY stream_id");
+      return rows(
+          db, "SELECT stream_id, count(*), max(position) FROM annals_events WHERE position <= " +
+                  std::to_string(at) + " GROUP BY stream_id ORDER BY stream_id");
     };
     const auto checkpoint = [&](const std::string& name) {
       const auto r =
@@ -248,7 +248,8 @@ struct Fixture {
   const Mode mode;
   TempDir dir;
   std::shared_ptr<EventStore> other;  // Mode::other_writer: another writer on the file
-  std::shared_ptr<Totals> inline_totals = std::make_shared<Totals>("fault_inline", "annals_t_inline");
+  std::shared_ptr<Totals> inline_totals =
+      std::make_shared<Totals>("fault_inline", "annals_t_inline");
   std::shared_ptr<Totals> async_totals = std::make_shared<Totals>("fault_async", "annals_t_async");
   std::shared_ptr<SqlEventStore> store;
   FaultGuard guard;
@@ -363,12 +364,12 @@ SweepStats sweep(Fixture& f, const Fault& fault, const std::string& context,
 }
 
 void report(const std::string& what, const Fault& fault, const SweepStats& s) {
-  std::printf("fault sweep: %-40s %-44s unfaulted %3llu calls, swept %3llu, threw %3llu, "
-              "absorbed %llu\n",
-              what.c_str(), describe(fault).c_str(),
-              static_cast<unsigned long long>(s.unfaulted_calls),
-              static_cast<unsigned long long>(s.swept), static_cast<unsigned long long>(s.thrown),
-              static_cast<unsigned long long>(s.absorbed));
+  std::printf(
+      "fault sweep: %-40s %-44s unfaulted %3llu calls, swept %3llu, threw %3llu, "
+      "absorbed %llu\n",
+      what.c_str(), describe(fault).c_str(), static_cast<unsigned long long>(s.unfaulted_calls),
+      static_cast<unsigned long long>(s.swept), static_cast<unsigned long long>(s.thrown),
+      static_cast<unsigned long long>(s.absorbed));
 }
 
 // Per kind, the most calls any sweep of the test covered, to check no kind went unswept.
@@ -394,8 +395,8 @@ TEST_CASE("the fault VFS forwards everything and counts each kind of I/O call",
     CHECK(verify_log(*store).events == 3);
   }
   const auto after = vfs.snapshot();
-  for (IoKind kind : {IoKind::read, IoKind::write, IoKind::sync, IoKind::file_size,
-                      IoKind::shm_map, IoKind::shm_lock}) {
+  for (IoKind kind : {IoKind::read, IoKind::write, IoKind::sync, IoKind::file_size, IoKind::shm_map,
+                      IoKind::shm_lock}) {
     INFO(test::to_string(kind));
     CHECK(after[static_cast<std::size_t>(kind)] > before[static_cast<std::size_t>(kind)]);
   }
@@ -447,7 +448,8 @@ TEST_CASE("every I/O call of an append fails cleanly and the store object recove
         REQUIRE(got.size() == 2);
         CHECK(to_string(got[0].event_id) == ids[0]);
       };
-      const SweepStats s = sweep(f, fault, "append to single-", [] {}, op, done);
+      const SweepStats s = sweep(
+          f, fault, "append to single-", [] {}, op, done);
       report(std::string("append (one stream) ") + to_string(f.mode), fault, s);
       note(coverage, fault, s);
     }
@@ -465,7 +467,8 @@ TEST_CASE("every I/O call of an append fails cleanly and the store object recove
         CHECK(f.store->read_stream("batch-a-" + r).size() == 2);
         CHECK(f.store->read_stream("batch-b-" + r).size() == 3);
       };
-      const SweepStats s = sweep(f, fault, "append to batch-", [] {}, op, done);
+      const SweepStats s = sweep(
+          f, fault, "append to batch-", [] {}, op, done);
       report(std::string("append (batch) ") + to_string(f.mode), fault, s);
       note(coverage, fault, s);
     }
@@ -481,7 +484,8 @@ TEST_CASE("every I/O call of an append fails cleanly and the store object recove
       const auto done = [&] {
         CHECK(f.store->read_stream("sticky-" + std::to_string(round)).size() == 2);
       };
-      const SweepStats s = sweep(f, fault, "append to sticky-", [] {}, op, done, true);
+      const SweepStats s = sweep(
+          f, fault, "append to sticky-", [] {}, op, done, true);
       report(std::string("append (sticky) ") + to_string(f.mode), fault, s);
     }
   }
@@ -523,8 +527,8 @@ TEST_CASE("every I/O call of a projection batch fails cleanly and the store obje
       const auto done = [&] { f.check_consistent(); };
       // Several batches: those before the failing one stay committed, so the file is compared
       // through check_consistent (rows and checkpoint agree) rather than as unchanged.
-      const SweepStats s = sweep(f, fault, "catch_up fault_async", backlog, op, done, true,
-                                 Left::earlier_batches);
+      const SweepStats s =
+          sweep(f, fault, "catch_up fault_async", backlog, op, done, true, Left::earlier_batches);
       report(std::string("projection batches (sticky) ") + to_string(f.mode), fault, s);
     }
   }
@@ -551,8 +555,8 @@ TEST_CASE("every I/O call of a rebuild fails cleanly and the store object recove
     for (Totals* projection : {f.async_totals.get(), f.inline_totals.get()}) {
       const auto op = [&] { (void)rebuild(*f.store, *projection); };
       const auto done = [&] { f.check_consistent(); };
-      const SweepStats s =
-          sweep(f, fault, "rebuild of " + projection->name(), [] {}, op, done);
+      const SweepStats s = sweep(
+          f, fault, "rebuild of " + projection->name(), [] {}, op, done);
       report("rebuild " + projection->name() + " " + to_string(f.mode), fault, s);
       note(coverage, fault, s);
     }
@@ -564,8 +568,8 @@ TEST_CASE("every I/O call of a rebuild fails cleanly and the store object recove
         f.check_consistent();
         CHECK_FALSE(f.state().has_rebuild_leftovers());  // a rebuild drops what one left
       };
-      const SweepStats s =
-          sweep(f, fault, "rebuild of fault_async", [] {}, op, done, true, Left::rebuild_leftovers);
+      const SweepStats s = sweep(
+          f, fault, "rebuild of fault_async", [] {}, op, done, true, Left::rebuild_leftovers);
       report(std::string("rebuild (sticky) ") + to_string(f.mode), fault, s);
     }
   }
@@ -610,11 +614,9 @@ TEST_CASE("a projection runner retries through a disk that stays full and catche
   IoThread io;
   // Every write from now on fails: the disk stays full.
   vfs.arm(IoKind::write, 1, SQLITE_FULL, /*sticky=*/true);
-  ProjectionRunner runner(io.io, f.store, f.async_totals,
-                          {.batch_size = 2,
-                           .poll_interval = 10ms,
-                           .initial_backoff = 1ms,
-                           .max_backoff = 5ms});
+  ProjectionRunner runner(
+      io.io, f.store, f.async_totals,
+      {.batch_size = 2, .poll_interval = 10ms, .initial_backoff = 1ms, .max_backoff = 5ms});
   runner.start();
   REQUIRE(eventually([&] { return runner.status().retries >= 3; }));
   const ProjectionRunnerStatus status = runner.status();
@@ -670,10 +672,9 @@ TEST_CASE("a full disk (max_page_count) fails appends and rebuilds cleanly, then
   };
   CHECK_THROWS_MATCHES(f.store->append("big", ExpectedVersion::no_stream(), big_events(4)),
                        StoreError, full("append to big"));
-  CHECK_THROWS_MATCHES(
-      f.store->append({{"big-a", ExpectedVersion::no_stream(), big_events(2)},
-                       {"big-b", ExpectedVersion::no_stream(), big_events(2)}}),
-      StoreError, full("append to big-a"));
+  CHECK_THROWS_MATCHES(f.store->append({{"big-a", ExpectedVersion::no_stream(), big_events(2)},
+                                        {"big-b", ExpectedVersion::no_stream(), big_events(2)}}),
+                       StoreError, full("append to big-a"));
   CHECK_THROWS_MATCHES(rebuild(*f.store, *f.async_totals), StoreError,
                        full("rebuild of fault_async"));
   CHECK(f.state() == before);
@@ -687,9 +688,10 @@ TEST_CASE("a full disk (max_page_count) fails appends and rebuilds cleanly, then
   f.check_consistent();
 }
 
-TEST_CASE("a read-only database file gives a clear StoreError, loses nothing, and the store "
-          "object writes again once the file is writable",
-          "[reliability][fault]") {
+TEST_CASE(
+    "a read-only database file gives a clear StoreError, loses nothing, and the store "
+    "object writes again once the file is writable",
+    "[reliability][fault]") {
   TempDir dir;
   FaultVfs& vfs = FaultVfs::instance();
   FaultGuard guard;
@@ -704,16 +706,15 @@ TEST_CASE("a read-only database file gives a clear StoreError, loses nothing, an
   vfs.set_read_only(true);
   auto store = open_sql_event_store(uri);
   CHECK(store->read_stream("s").size() == 3);  // reads work
-  CHECK_THROWS_MATCHES(
-      store->append("s", ExpectedVersion::exactly(3), make_events(1)), StoreError,
-      Catch::Matchers::Predicate<StoreError>([](const StoreError& e) {
-        const std::string m = e.what();
-        return m.find("append to s") != std::string::npos &&
-               m.find("read-only") != std::string::npos && e.transient();
-      }));
+  CHECK_THROWS_MATCHES(store->append("s", ExpectedVersion::exactly(3), make_events(1)), StoreError,
+                       Catch::Matchers::Predicate<StoreError>([](const StoreError& e) {
+                         const std::string m = e.what();
+                         return m.find("append to s") != std::string::npos &&
+                                m.find("read-only") != std::string::npos && e.transient();
+                       }));
   CHECK_THROWS_AS(store->write_transaction([](SqlSession& s) {
-                    s.execute_script("CREATE TABLE annals_t_x (a INTEGER)");
-                  }),
+    s.execute_script("CREATE TABLE annals_t_x (a INTEGER)");
+  }),
                   StoreError);
   CHECK(file_state(dir.file("events.db"), {}) == before);
   CHECK(verify_log(*store).events == 3);
@@ -835,8 +836,8 @@ TEST_CASE("a database locked by another process past the busy timeout fails clea
         },
         "a transient StoreError naming " + context + " and the lock");
   };
-  CHECK_THROWS_MATCHES(store->append("s", ExpectedVersion::exactly(3), make_events(1)),
-                       StoreError, busy("append to s"));
+  CHECK_THROWS_MATCHES(store->append("s", ExpectedVersion::exactly(3), make_events(1)), StoreError,
+                       busy("append to s"));
   CHECK_THROWS_MATCHES(store->append({{"t", ExpectedVersion::no_stream(), make_events(1)},
                                       {"s", ExpectedVersion::any(), make_events(1)}}),
                        StoreError, busy("append to t"));
@@ -960,8 +961,8 @@ TEST_CASE("every I/O call of a group commit fails each of its appends cleanly",
           CHECK(events == o.events);
         } else {
           ++failed;
-          CHECK_THAT(o.error, Catch::Contains("append to " + o.streams[0]) &&
-                                  Catch::Contains(fault.cause));
+          CHECK_THAT(o.error,
+                     Catch::Contains("append to " + o.streams[0]) && Catch::Contains(fault.cause));
           for (const std::string& s : o.streams) CHECK(f.store->read_stream(s).empty());
         }
       }
@@ -991,18 +992,21 @@ TEST_CASE("every read call of the store's reads fails cleanly and the reader poo
   std::vector<RecordedEvent> got;
   const auto read_all = [&] { got = f.store->read_all(1, SIZE_MAX); };
   const auto all_there = [&] { CHECK(got.size() == f.store->head_position()); };
-  SweepStats s = sweep(f, fault, "read_all", [] {}, read_all, all_there);
+  SweepStats s = sweep(
+      f, fault, "read_all", [] {}, read_all, all_there);
   report("read_all other writer", fault, s);
   CHECK(s.swept > 0);
   const auto read_stream = [&] { got = f.store->read_stream("other"); };
   const auto stream_there = [&] { CHECK(got.size() == f.store->read_stream("other").size()); };
-  s = sweep(f, fault, "read_stream other", [] {}, read_stream, stream_there);
+  s = sweep(
+      f, fault, "read_stream other", [] {}, read_stream, stream_there);
   report("read_stream other writer", fault, s);
   CHECK(s.swept > 0);
   LogVerification v;
   const auto verify = [&] { v = verify_log(*f.store); };
   const auto verified = [&] { CHECK(v.head_position == f.store->head_position()); };
-  s = sweep(f, fault, "read_all", [] {}, verify, verified);
+  s = sweep(
+      f, fault, "read_all", [] {}, verify, verified);
   report("verify_log other writer", fault, s);
   CHECK(s.swept > 0);
 }
@@ -1012,14 +1016,15 @@ TEST_CASE("a write inside a read transaction is not blamed on a read-only file",
   TempDir dir;
   auto store = open_sql_event_store(dir.sqlite_uri("events.db"));
   store->append("s", ExpectedVersion::no_stream(), make_events(1));
-  CHECK_THROWS_MATCHES(
-      store->read_transaction(
-          [](SqlSession& s) { s.execute_script("CREATE TABLE annals_t_x (a INTEGER)"); }),
-      StoreError, Catch::Matchers::Predicate<StoreError>([](const StoreError& e) {
-        const std::string m = e.what();
-        return m.find("a read transaction cannot write") != std::string::npos &&
-               m.find("read-only for this process") == std::string::npos && !e.transient();
-      }));
+  CHECK_THROWS_MATCHES(store->read_transaction([](SqlSession& s) {
+    s.execute_script("CREATE TABLE annals_t_x (a INTEGER)");
+  }),
+                       StoreError, Catch::Matchers::Predicate<StoreError>([](const StoreError& e) {
+                         const std::string m = e.what();
+                         return m.find("a read transaction cannot write") != std::string::npos &&
+                                m.find("read-only for this process") == std::string::npos &&
+                                !e.transient();
+                       }));
   // The file is writable and the store object writes.
   CHECK(store->append("s", ExpectedVersion::exactly(1), make_events(1)).stream_version == 2);
 }

@@ -171,9 +171,7 @@ int shim_randomness(sqlite3_vfs*, int n, char* out) {
   return real_vfs->xRandomness(real_vfs, n, out);
 }
 int shim_sleep(sqlite3_vfs*, int micros) { return real_vfs->xSleep(real_vfs, micros); }
-int shim_current_time(sqlite3_vfs*, double* out) {
-  return real_vfs->xCurrentTime(real_vfs, out);
-}
+int shim_current_time(sqlite3_vfs*, double* out) { return real_vfs->xCurrentTime(real_vfs, out); }
 int shim_get_last_error(sqlite3_vfs*, int n, char* out) {
   return real_vfs->xGetLastError(real_vfs, n, out);
 }
