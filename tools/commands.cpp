@@ -8,6 +8,7 @@
 #include <openssl/hmac.h>
 #include <unistd.h>
 
+#include <annals/events/printable.hpp>
 #include <annals/store/export.hpp>
 #include <annals/store/hash_chain.hpp>
 #include <annals/store/purge.hpp>
@@ -481,7 +482,7 @@ int replay(const ReplayArgs& args, std::ostream& out, std::ostream&) {
       history = std::move(run_history);
     }
   }
-  if (history.empty()) throw NotFound("stream " + stream + " has no events");
+  if (history.empty()) throw NotFound("stream '" + printable(stream) + "' has no events");
   const std::size_t total = history.size();
 
   const std::string point = as_of ? "recorded at or before " + format_timestamp(*as_of)
@@ -490,7 +491,8 @@ int replay(const ReplayArgs& args, std::ostream& out, std::ostream&) {
     return as_of ? e.recorded_at > *as_of : e.position > *args.position;
   });
   if (history.empty()) {
-    throw NotFound("no events of " + stream + " " + point + " (its first is at position " +
+    throw NotFound("no events of " + printable(stream) + " " + point +
+                   " (its first is at position " +
                    std::to_string(store->read_stream(stream, 1, 1).front().position) + ")");
   }
   const RecordedEvent& last = history.back();

@@ -2,10 +2,15 @@
 // which is slow to compile). The commands themselves are in commands.cpp and demo_data.cpp.
 
 #include <CLI/CLI.hpp>
+#include <annals/events/printable.hpp>
+#include <charconv>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <iostream>
+#include <limits>
 #include <string>
+#include <system_error>
 
 #include "commands.hpp"
 
@@ -20,6 +25,21 @@ void add_target(CLI::App& command, Target& target) {
   db->excludes(uri);
   command.add_flag("--json", target.json, "machine-readable output (JSON)");
 }
+
+// CLI11 converts "-1" and numbers past 2^64 - 1 to an unsigned option without complaint (as
+// 2^64 - 1), so a negative --position would replay everything: every unsigned option first
+// passes this check on the text as given.
+const CLI::Validator kWholeNumber(
+    [](std::string& text) -> std::string {
+      std::uint64_t value = 0;
+      const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+      if (text.empty() || ec != std::errc{} || end != text.data() + text.size()) {
+        return "'" + annals::printable(text) + "' is not a whole number from 0 to " +
+               std::to_string(std::numeric_limits<std::uint64_t>::max());
+      }
+      return {};
+    },
+    "UINT");
 
 }  // namespace
 
@@ -46,9 +66,11 @@ int main(int argc, char** argv) {
       "demo", "write realistic workflow runs (several tenants and apps) and show a page of them");
   add_target(*demo, demo_args.target);
   demo->add_option("--runs", demo_args.runs, "how many runs to write")
+      ->check(kWholeNumber)
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}));
   demo->add_option("--seed", demo_args.seed, "seed of the pseudo-random data")
+      ->check(kWholeNumber)
       ->capture_default_str();
   demo->callback([&] { run = [&] { return annals::cli::demo(demo_args, std::cout, std::cerr); }; });
 
@@ -64,7 +86,9 @@ int main(int argc, char** argv) {
   runs->add_option("--app", runs_args.app, "app id")->required();
   runs->add_option("--triggered-from", runs_args.triggered_from, "trigger, e.g. app-run, debugging")
       ->capture_default_str();
-  runs->add_option("--limit", runs_args.limit, "page size, 1..1000")->capture_default_str();
+  runs->add_option("--limit", runs_args.limit, "page size, 1..1000")
+      ->check(kWholeNumber)
+      ->capture_default_str();
   runs->add_option("--last-id", runs_args.last_id, "continue after the run with this id");
   runs->callback([&] { run = [&] { return annals::cli::runs(runs_args, std::cout, std::cerr); }; });
 
@@ -74,6 +98,7 @@ int main(int argc, char** argv) {
   rebuild->add_option("--projection", rebuild_args.projection, "projection name")
       ->capture_default_str();
   rebuild->add_option("--batch-size", rebuild_args.batch_size, "events per replay transaction")
+      ->check(kWholeNumber)
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}));
   rebuild->callback(
@@ -85,8 +110,10 @@ int main(int argc, char** argv) {
   replay
       ->add_option("--stream", replay_args.stream, "stream id, e.g. WorkflowRun-r-1 (or a run id)")
       ->required();
-  auto* position = replay->add_option("--position", replay_args.position,
-                                      "keep the stream's events at or before this log position");
+  auto* position = replay
+                       ->add_option("--position", replay_args.position,
+                                    "keep the stream's events at or before this log position")
+                       ->check(kWholeNumber);
   auto* as_of = replay->add_option(
       "--as-of", replay_args.as_of,
       "keep the events recorded at or before this time: ISO 8601 UTC "
@@ -116,6 +143,7 @@ int main(int argc, char** argv) {
   add_target(*exp, export_args.target);
   exp->add_option("--output,-o", export_args.output, "output file (default: stdout)");
   exp->add_option("--from", export_args.from, "first log position to export")
+      ->check(kWholeNumber)
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   exp->callback(

@@ -7,6 +7,7 @@
 #include "annals/events/codec.hpp"
 #include "annals/events/error.hpp"
 #include "annals/events/event.hpp"
+#include "annals/events/printable.hpp"
 #include "annals/events/workflow_events.hpp"
 #include "annals/projections/checkpoint.hpp"
 #include "annals/projections/engine.hpp"

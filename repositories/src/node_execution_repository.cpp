@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "annals/events/error.hpp"
+#include "annals/events/printable.hpp"
 #include "annals/projections/workflow_projection.hpp"
 
 namespace annals {
@@ -104,7 +105,7 @@ NodeExecutionView NodeExecutionRepository::create_node_execution(
     std::string_view status) {
   constexpr std::string_view kWhat = "create_node_execution";
   if (status != "running" && status != "succeeded" && status != "failed") {
-    throw InvalidArgument(std::string(kWhat) + ": status '" + std::string(status) +
+    throw InvalidArgument(std::string(kWhat) + ": status '" + printable(status) +
                           "' is not one of running, succeeded, failed");
   }
   if (status == "running" && outputs) {
@@ -145,8 +146,8 @@ NodeExecutionView NodeExecutionRepository::create_node_execution(
         return true;
       });
   if (!run) {
-    throw NotFound(std::string(kWhat) + ": run '" + std::string(run_id) +
-                   "' does not exist in tenant '" + std::string(tenant_id) + "'");
+    throw NotFound(std::string(kWhat) + ": run '" + printable(run_id) +
+                   "' does not exist in tenant '" + printable(tenant_id) + "'");
   }
   return node_execution_view(*run, *run->find_node_execution(execution_id));
 }
@@ -161,7 +162,7 @@ std::optional<NodeExecutionView> NodeExecutionRepository::update_node_execution(
   }
   const std::string& status = *changes.status;
   if (status != "succeeded" && status != "failed") {
-    throw InvalidArgument(std::string(kWhat) + ": status '" + status +
+    throw InvalidArgument(std::string(kWhat) + ": status '" + printable(status) +
                           "' is not succeeded or failed; a node execution changes only by "
                           "finishing");
   }

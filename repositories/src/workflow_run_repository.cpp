@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "annals/events/error.hpp"
+#include "annals/events/printable.hpp"
 #include "annals/projections/workflow_projection.hpp"
 
 namespace annals {
@@ -94,9 +95,9 @@ InfiniteScrollPagination<WorkflowRunView> WorkflowRunRepository::get_paginated_w
                   {tenant, app, trigger, cursor.front().integer(0), cursor.front().text(1), fetch});
   });
   if (!cursor_found) {
-    throw NotFound("get_paginated_workflow_runs: last_id '" + *last_id +
-                   "' is not a run of tenant '" + tenant + "', app '" + app +
-                   "' and triggered_from '" + trigger + "'");
+    throw NotFound("get_paginated_workflow_runs: last_id '" + printable(*last_id) +
+                   "' is not a run of tenant '" + printable(tenant) + "', app '" + printable(app) +
+                   "' and triggered_from '" + printable(trigger) + "'");
   }
   InfiniteScrollPagination<WorkflowRunView> page;
   page.limit = limit;

@@ -3,6 +3,8 @@
 #include <charconv>
 #include <set>
 
+#include "annals/events/json_archive.hpp"
+#include "annals/events/printable.hpp"
 #include "store_internal.hpp"
 
 namespace annals {
@@ -38,20 +40,13 @@ constexpr std::size_t kMaxStreamIdBytes = 1024;
 constexpr std::size_t kMaxTypeBytes = 256;
 constexpr std::size_t kMaxPayloadBytes = 64u << 20;
 
-std::string printable(std::string_view text) {
-  constexpr std::size_t kShown = 80;
-  std::string out;
-  for (char c : text.substr(0, kShown)) {
-    if (static_cast<unsigned char>(c) < 0x20) {
-      out += "\\x";
-      out += "0123456789abcdef"[(c >> 4) & 0xf];
-      out += "0123456789abcdef"[c & 0xf];
-    } else {
-      out += c;
-    }
+// JSON (the export format) carries only UTF-8 text: an event holding other bytes in a text field
+// could be stored but never exported or archived, so it is refused before it is written.
+void require_utf8(std::string_view value, std::string_view field, const std::string& which) {
+  if (!detail::valid_utf8(value)) {
+    throw InvalidArgument(which + " has " + std::string(field) + " '" + printable(value) +
+                          "' that is not UTF-8 text");
   }
-  if (text.size() > kShown) out += "...";
-  return out;
 }
 }  // namespace
 
@@ -72,7 +67,8 @@ void validate_batch(const std::vector<StreamAppend>& batch) {
   if (batch.empty()) throw InvalidArgument("append: the batch has no streams");
   for (const StreamAppend& part : batch) {
     validate_stream_id(part.stream_id, "append");
-    const std::string where = "append to " + part.stream_id;
+    const std::string where = "append to " + printable(part.stream_id, 1024);
+    require_utf8(part.stream_id, "stream id", "append");
     if (part.events.empty()) throw InvalidArgument(where + ": no events to append");
     for (std::size_t i = 0; i < part.events.size(); ++i) {
       const NewEvent& e = part.events[i];
@@ -83,6 +79,11 @@ void validate_batch(const std::vector<StreamAppend>& batch) {
         throw InvalidArgument(which + " has type '" + printable(e.type) + "': expected 1 to " +
                               std::to_string(kMaxTypeBytes) + " bytes without NUL");
       }
+      require_utf8(e.type, "type", which);
+      require_utf8(e.metadata.tenant_id, "metadata tenant_id", which);
+      require_utf8(e.metadata.actor, "metadata actor", which);
+      require_utf8(e.metadata.correlation_id, "metadata correlation_id", which);
+      require_utf8(e.metadata.causation_id, "metadata causation_id", which);
       if (e.schema_version == 0) {
         throw InvalidArgument(which + " (" + e.type +
                               ") has schema version 0: versions start at 1");
@@ -107,7 +108,7 @@ void validate_batch(const std::vector<StreamAppend>& batch) {
 void check_expected(std::string_view stream_id, const ExpectedVersion& expected,
                     std::optional<std::uint64_t> actual) {
   if (expected.matches(actual)) return;
-  throw ConcurrencyError("append to " + std::string(stream_id) + ": expected " +
+  throw ConcurrencyError("append to " + printable(stream_id, 1024) + ": expected " +
                          expected.to_string() + ", actual " +
                          (actual ? "version " + std::to_string(*actual) : "no stream"));
 }

@@ -41,6 +41,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "annals/events/printable.hpp"
+
 namespace annals {
 
 // Thrown by JsonOutputArchive for a value JSON cannot hold faithfully; what() says which.
@@ -170,9 +172,11 @@ class JsonOutputArchive : public cereal::OutputArchive<JsonOutputArchive>,
   };
 
   void write_string(std::string_view s) {
-    if (!detail::valid_utf8(s)) throw JsonRefusal("a string is not valid UTF-8");
+    if (!detail::valid_utf8(s)) {
+      throw JsonRefusal("a string is not valid UTF-8: '" + printable(s) + "'");
+    }
     if (std::memchr(s.data(), '\0', s.size()) != nullptr) {
-      throw JsonRefusal("a string holds a NUL character");
+      throw JsonRefusal("a string holds a NUL character: '" + printable(s) + "'");
     }
     writer_.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
   }

@@ -80,7 +80,8 @@ class EventStore {
   // `expected`. Returns the positions written and the stream's new version.
   // Throws ConcurrencyError (naming stream, expected and actual version) on a mismatch,
   // InvalidArgument for an empty stream id, no events, an empty type, schema version 0, a json
-  // payload that is not JSON or an event id already in the store; StoreError when the
+  // payload that is not JSON, a stream id, type or metadata text that is not UTF-8, or an event
+  // id already in the store; StoreError when the
   // store cannot write. On any exception nothing was written.
   virtual AppendResult append(std::string_view stream_id, ExpectedVersion expected,
                               std::vector<NewEvent> events) = 0;
