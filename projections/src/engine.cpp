@@ -214,6 +214,10 @@ std::uint64_t catch_up(SqlEventStore& store, Projection& projection, std::size_t
           projection.committing(batch);
         }
       });
+    } catch (const StoreError& e) {
+      if (marked) projection.rolled_back(batch);
+      // Say which projection's batch failed: the store's message names only the transaction.
+      throw StoreError("catch_up " + projection.name() + ": " + e.what(), e.transient());
     } catch (...) {
       if (marked) projection.rolled_back(batch);
       throw;

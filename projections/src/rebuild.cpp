@@ -4,6 +4,7 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <exception>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -507,6 +508,7 @@ RebuildReport rebuild(SqlEventStore& store, Projection& projection, const Rebuil
     report.swapped = swapped;
     report.events_processed = position;
   } catch (...) {
+    const std::exception_ptr error = std::current_exception();
     if (!suffix.empty()) {
       // Best effort: if this fails too, the next rebuild drops the leftovers.
       try {
@@ -518,7 +520,12 @@ RebuildReport rebuild(SqlEventStore& store, Projection& projection, const Rebuil
       } catch (...) {
       }
     }
-    throw;
+    try {
+      std::rethrow_exception(error);
+    } catch (const StoreError& e) {
+      // Say what failed: the store's message names only the transaction.
+      throw StoreError("rebuild of " + name + ": " + e.what(), e.transient());
+    }
   }
 
   if (report.swapped) projection.reset();

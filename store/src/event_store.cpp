@@ -207,9 +207,13 @@ ParsedUri parse_uri(std::string_view uri, const StoreOptions& base) {
         throw InvalidArgument(quoted + ": group_commit '" + std::string(value) +
                               "': expected on or off");
       }
+    } else if (key == "vfs") {
+      if (value.empty()) throw InvalidArgument(quoted + ": vfs is empty: expected a VFS name");
+      out.options.vfs = std::string(value);
     } else {
-      throw InvalidArgument(quoted + ": unknown option '" + key +
-                            "' (expected payload, synchronous, busy_timeout_ms or group_commit)");
+      throw InvalidArgument(
+          quoted + ": unknown option '" + key +
+          "' (expected payload, synchronous, busy_timeout_ms, group_commit or vfs)");
     }
   }
   return out;

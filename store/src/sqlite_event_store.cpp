@@ -91,8 +91,10 @@ std::int64_t sql_from(std::uint64_t from) {
   return static_cast<std::int64_t>(std::min<std::uint64_t>(from, INT64_MAX));
 }
 
-// The one place SQLite's errors become annals errors.
-[[noreturn]] void throw_store_error(const std::string& context, const SQLite::Exception& e) {
+// The one place SQLite's errors become annals errors. `reader`: the error is a read
+// connection's, which is read-only by design.
+[[noreturn]] void throw_store_error(const std::string& context, const SQLite::Exception& e,
+                                    bool reader = false) {
   const int code = e.getErrorCode();
   std::string message = context + ": " + e.what() + " (SQLite error " +
                         std::to_string(e.getExtendedErrorCode()) + ")";
@@ -100,6 +102,17 @@ std::int64_t sql_from(std::uint64_t from) {
     throw StoreError(message + "; the database stayed locked past the busy timeout, retry later");
   }
   if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) throw IntegrityError(message);
+  if (e.getExtendedErrorCode() == SQLITE_READONLY && reader) {
+    throw StoreError(message + "; a read transaction cannot write: use a write transaction",
+                     false);
+  }
+  if (e.getExtendedErrorCode() == SQLITE_READONLY) {
+    // Transient: the store object opens a new writer once the file is writable again.
+    throw StoreError(message +
+                         "; the database file is read-only for this process (its permissions or "
+                         "a read-only mount): nothing was written; the store writes again once "
+                         "the file is writable");
+  }
   const bool transient = code == SQLITE_IOERR || code == SQLITE_FULL || code == SQLITE_NOMEM ||
                          code == SQLITE_CANTOPEN || code == SQLITE_PROTOCOL ||
                          code == SQLITE_INTERRUPT;
@@ -209,8 +222,8 @@ struct Prepared {
 
 class SqliteCursor final : public SqlCursor {
  public:
-  SqliteCursor(std::unique_ptr<Prepared> prepared, std::string context)
-      : prepared_(std::move(prepared)), context_(std::move(context)) {}
+  SqliteCursor(std::unique_ptr<Prepared> prepared, std::string context, bool reader)
+      : prepared_(std::move(prepared)), context_(std::move(context)), reader_(reader) {}
 
   bool next(SqlRow& row) override {
     try {
@@ -218,25 +231,27 @@ class SqliteCursor final : public SqlCursor {
       read_values(prepared_->stmt, row);
       return true;
     } catch (const SQLite::Exception& e) {
-      throw_store_error(context_, e);
+      throw_store_error(context_, e, reader_);
     }
   }
 
  private:
   std::unique_ptr<Prepared> prepared_;
   std::string context_;
+  bool reader_;
 };
 
 // SqlSession on one SQLite connection, with its prepared statements cached by SQL text.
 class SqliteSession final : public SqlSession {
  public:
-  SqliteSession(SQLite::Database& db, const std::string& context) : db_(db), context_(context) {}
+  SqliteSession(SQLite::Database& db, const std::string& context, bool reader)
+      : db_(db), context_(context), reader_(reader) {}
 
   void execute_script(std::string_view sql) override {
     try {
       db_.exec(std::string(sql));
     } catch (const SQLite::Exception& e) {
-      throw_store_error(context_ + ": " + sql_excerpt(sql), e);
+      throw_store_error(context_ + ": " + sql_excerpt(sql), e, reader_);
     }
   }
 
@@ -254,7 +269,7 @@ class SqliteSession final : public SqlSession {
       }
       return static_cast<std::size_t>(db_.getChanges());
     } catch (const SQLite::Exception& e) {
-      throw_store_error(context_ + ": " + sql_excerpt(sql), e);
+      throw_store_error(context_ + ": " + sql_excerpt(sql), e, reader_);
     }
   }
 
@@ -267,7 +282,7 @@ class SqliteSession final : public SqlSession {
       while (use->executeStep()) read_values(*use, rows.emplace_back());
       return rows;
     } catch (const SQLite::Exception& e) {
-      throw_store_error(context_ + ": " + sql_excerpt(sql), e);
+      throw_store_error(context_ + ": " + sql_excerpt(sql), e, reader_);
     }
   }
 
@@ -277,9 +292,10 @@ class SqliteSession final : public SqlSession {
       // Not from the cache: two cursors on the same SQL may be open at once.
       auto p = std::make_unique<Prepared>(db_, sql);
       p->bind(params, sql, /*copy_text=*/true);
-      return std::make_unique<SqliteCursor>(std::move(p), context_ + ": " + sql_excerpt(sql));
+      return std::make_unique<SqliteCursor>(std::move(p), context_ + ": " + sql_excerpt(sql),
+                                            reader_);
     } catch (const SQLite::Exception& e) {
-      throw_store_error(context_ + ": " + sql_excerpt(sql), e);
+      throw_store_error(context_ + ": " + sql_excerpt(sql), e, reader_);
     }
   }
 
@@ -295,12 +311,13 @@ class SqliteSession final : public SqlSession {
 
   SQLite::Database& db_;
   std::string context_;
+  bool reader_;
   std::unordered_map<std::string, std::unique_ptr<Prepared>> cache_;
 };
 
 SQLite::Database open_connection(const std::string& path, int flags, const StoreOptions& options) {
   return SQLite::Database(path, flags | SQLite::OPEN_NOMUTEX,
-                          static_cast<int>(options.busy_timeout.count()));
+                          static_cast<int>(options.busy_timeout.count()), options.vfs);
 }
 
 // Opens the writer connection and makes sure the file is an annals store of a version this
@@ -308,6 +325,10 @@ SQLite::Database open_connection(const std::string& path, int flags, const Store
 // exactly as it was.
 SQLite::Database open_writer(const std::string& path, bool in_memory, const StoreOptions& options,
                              const std::string& context) {
+  if (!options.vfs.empty() && sqlite3_vfs_find(options.vfs.c_str()) == nullptr) {
+    throw InvalidArgument(context + ": no SQLite VFS named '" + options.vfs +
+                          "' is registered (StoreOptions::vfs / vfs=)");
+  }
   if (!in_memory) {
     const std::filesystem::path fs_path(path);
     const std::filesystem::path parent =
@@ -391,7 +412,7 @@ SQLite::Database open_writer(const std::string& path, bool in_memory, const Stor
 
 // One connection with the statements the store's own reads use.
 struct Connection {
-  Connection(SQLite::Database database, const std::string& context)
+  Connection(SQLite::Database database, const std::string& context, bool reader = false)
       : db(std::move(database)),
         read_stream(db, std::string("SELECT ") + kEventColumns +
                             " FROM annals_events WHERE stream_id = ?1 AND version >= ?2"
@@ -400,7 +421,7 @@ struct Connection {
                          " FROM annals_events WHERE position >= ?1 ORDER BY position LIMIT ?2"),
         head(db, "SELECT coalesce(max(position), 0) FROM annals_events"),
         stream_version(db, "SELECT max(version) FROM annals_events WHERE stream_id = ?1"),
-        session(db, context) {}
+        session(db, context, reader) {}
 
   SQLite::Database db;  // declared first: destroyed after its statements
   SQLite::Statement read_stream, read_all, head, stream_version;
@@ -416,12 +437,8 @@ class SqliteEventStore final : public SqlEventStore {
         options_(options),
         writer_(std::make_unique<Connection>(
             open_writer(path, in_memory_, options, "open " + context_), context_)),
-        insert_(writer_->db, std::string("INSERT INTO annals_events (") + kEventColumns +
-                                 ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
-                                 " ?13, ?14, ?15)"),
-        last_(writer_->db,
-              "SELECT position, recorded_at, hash FROM annals_events ORDER BY position DESC LIMIT "
-              "1") {}
+        insert_(make_insert(*writer_)),
+        last_(make_last(*writer_)) {}
 
   AppendResult append(std::string_view stream_id, ExpectedVersion expected,
                       std::vector<NewEvent> events) override {
@@ -520,6 +537,7 @@ class SqliteEventStore final : public SqlEventStore {
     refuse_reentry("write transaction");
     std::lock_guard lock(write_mutex_);
     WriterThread writer(writer_thread_);
+    reopen_writer_if_read_only();
     run_transaction(*writer_, SQLite::TransactionBehavior::IMMEDIATE, "write transaction", fn);
   }
 
@@ -615,6 +633,40 @@ class SqliteEventStore final : public SqlEventStore {
     lock.lock();
   }
 
+  static std::unique_ptr<SQLite::Statement> make_insert(Connection& c) {
+    return std::make_unique<SQLite::Statement>(
+        c.db, std::string("INSERT INTO annals_events (") + kEventColumns +
+                  ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)");
+  }
+  static std::unique_ptr<SQLite::Statement> make_last(Connection& c) {
+    return std::make_unique<SQLite::Statement>(
+        c.db,
+        "SELECT position, recorded_at, hash FROM annals_events ORDER BY position DESC LIMIT 1");
+  }
+
+  // REQUIRES: write_mutex_ held, no transaction open on the writer.
+  // SQLite opens a file this process may not write (permissions, a read-only mount) read-only
+  // and never reopens it, so once the file is writable again only a new connection can write:
+  // the store object then recovers without being reopened. While the file stays read-only the
+  // old writer is kept and the write fails with SQLITE_READONLY's message.
+  void reopen_writer_if_read_only() noexcept {
+    if (in_memory_ || sqlite3_db_readonly(writer_->db.getHandle(), "main") != 1) return;
+    try {
+      auto fresh = std::make_unique<Connection>(
+          open_connection(path_, SQLite::OPEN_READWRITE, options_), context_);
+      if (sqlite3_db_readonly(fresh->db.getHandle(), "main") == 1) return;
+      fresh->db.exec(options_.synchronous == Synchronous::full ? "PRAGMA synchronous=FULL"
+                                                               : "PRAGMA synchronous=NORMAL");
+      auto insert = make_insert(*fresh);
+      auto last = make_last(*fresh);
+      // The old statements go before their connection.
+      insert_ = std::move(insert);
+      last_ = std::move(last);
+      writer_ = std::move(fresh);
+    } catch (...) {  // keep the read-only writer: the write says why it cannot be done
+    }
+  }
+
   // Runs a group in one transaction under write_mutex_, each request in its own savepoint
   // when there are several. Never throws: every request ends with kept or an error.
   void run_group(std::span<Request*> group) noexcept {
@@ -636,6 +688,7 @@ class SqliteEventStore final : public SqlEventStore {
           r->where = "append to " + r->batch->front().stream_id + " in " + context_ + grouped;
           r->commit_where = r->where + ": commit";
         }
+        reopen_writer_if_read_only();
         stats_groups_.fetch_add(1, std::memory_order_relaxed);
         stats_requests_.fetch_add(group.size(), std::memory_order_relaxed);
         std::uint64_t seen = stats_max_group_.load(std::memory_order_relaxed);
@@ -672,6 +725,11 @@ class SqliteEventStore final : public SqlEventStore {
     Tail tail;
     try {
       tail = read_tail();
+    } catch (const SQLite::Exception& e) {
+      // Each caller is told about its own append (an I/O error reading the last event).
+      rollback_quietly();
+      for (Request* r : group) r->error = translated(r->where, e);
+      return;
     } catch (...) {
       const std::exception_ptr error = std::current_exception();
       rollback_quietly();
@@ -703,6 +761,17 @@ class SqliteEventStore final : public SqlEventStore {
         kept.push_back(r);  // reserved before BEGIN: cannot throw
         r->kept = true;     // provisionally: until the COMMIT
         continue;
+      } catch (const StoreError& e) {
+        r->error = std::current_exception();
+        // A hook's statement failing (an inline projection's SQL meeting an I/O error) names
+        // only the statement: say which append it failed.
+        if (!std::string_view(e.what()).starts_with("append to ")) {
+          try {
+            r->error = std::make_exception_ptr(StoreError(r->where + ": " + e.what(),
+                                                          e.transient()));
+          } catch (...) {  // out of memory: the statement's own message then
+          }
+        }
       } catch (...) {
         r->error = std::current_exception();
       }
@@ -813,10 +882,11 @@ class SqliteEventStore final : public SqlEventStore {
     EventHash hash{};  // the chain starts from 32 zero bytes
   };
 
+  // Throws SQLite::Exception for the caller to translate in each append's own context.
   Tail read_tail() {
     Tail tail;
-    try {
-      StatementUse last(last_);
+    {
+      StatementUse last(*last_);
       if (last->executeStep()) {
         tail.position = static_cast<std::uint64_t>(last->getColumn(0).getInt64());
         tail.recorded_at = from_micros(last->getColumn(1).getInt64());
@@ -828,8 +898,6 @@ class SqliteEventStore final : public SqlEventStore {
         }
         std::memcpy(tail.hash.data(), hash.getBlob(), tail.hash.size());
       }
-    } catch (const SQLite::Exception& e) {
-      throw_store_error("append in " + context_, e);
     }
     return tail;
   }
@@ -928,7 +996,7 @@ class SqliteEventStore final : public SqlEventStore {
 
   void insert(const RecordedEvent& e) {
     const std::string event_id = to_string(e.event_id);
-    StatementUse ins(insert_);
+    StatementUse ins(*insert_);
     ins->bind(1, static_cast<std::int64_t>(e.position));
     ins->bindNoCopy(2, e.stream_id);
     ins->bind(3, static_cast<std::int64_t>(e.version));
@@ -994,7 +1062,7 @@ class SqliteEventStore final : public SqlEventStore {
       }
       if (!reader) {
         reader = std::make_unique<Connection>(
-            open_connection(path_, SQLite::OPEN_READONLY, options_), context_);
+            open_connection(path_, SQLite::OPEN_READONLY, options_), context_, /*reader=*/true);
       }
       fn(*reader);
     } catch (const SQLite::Exception& e) {
@@ -1024,7 +1092,7 @@ class SqliteEventStore final : public SqlEventStore {
   mutable std::recursive_mutex write_mutex_;
   mutable std::atomic<std::thread::id> writer_thread_{};  // the thread holding the writer, if any
   std::unique_ptr<Connection> writer_;
-  SQLite::Statement insert_, last_;
+  std::unique_ptr<SQLite::Statement> insert_, last_;  // on writer_; replaced with it
   std::vector<std::shared_ptr<AppendHook>> hooks_;
 
   mutable std::mutex readers_mutex_;

@@ -23,13 +23,13 @@
 // from the handler, before status() and wait_until_caught_up() see the new checkpoint (so caches
 // that committed() invalidates are fresh by then).
 //
-// Errors. A transient StoreError (busy, locked, I/O, disk full: the transaction rolled back) is
-// retried with exponential backoff from initial_backoff to max_backoff, indefinitely; status()
-// shows it in retries and last_error. Anything else fails the runner: a StoreError that is not
-// transient (the projection's own SQL is wrong: a constraint or syntax error), an exception from
-// the projection's apply(), an IntegrityError, a checkpoint written by another version of the
-// projection. The runner stops at the event that failed, which is never skipped,
-// and the exception is passed to on_failure and re-thrown by rethrow_if_failed() and
+// Errors. A transient StoreError (busy, locked, I/O, disk full, a read-only file: the transaction
+// rolled back) is retried with exponential backoff from initial_backoff to max_backoff,
+// indefinitely; status() shows it in retries and last_error. Anything else fails the runner: a
+// StoreError that is not transient (the projection's own SQL is wrong: a constraint or syntax
+// error), an exception from the projection's apply(), an IntegrityError, a checkpoint written by
+// another version of the projection. The runner stops at the event that failed, which is never
+// skipped, and the exception is passed to on_failure and re-thrown by rethrow_if_failed() and
 // wait_until_caught_up(). A failed runner stays failed; fix the cause, then start a new runner,
 // which resumes from the checkpoint.
 //

@@ -95,7 +95,7 @@ struct RebuildOptions {
 
 // Returns what was compared and whether the tables were swapped; after a swap calls
 // projection.reset(). Throws InvalidArgument for batch_size 0, a table named twice or a key
-// column that is not a column; StoreError if the store fails; ConcurrencyError if a later rebuild
+// column that is not a column; StoreError ("rebuild of <name>: ...") if the store fails; ConcurrencyError if a later rebuild
 // of the projection took over; whatever the projection or on_progress throws. In every case
 // nothing changed, except for an exception from the last on_progress call (see above).
 RebuildReport rebuild(SqlEventStore& store, Projection& projection,

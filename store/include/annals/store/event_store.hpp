@@ -133,15 +133,20 @@ struct StoreOptions {
   // one transaction (one fsync), each still checked and refused on its own. Every append
   // still returns only after its own events are committed. Off: one transaction per append.
   bool group_commit = true;
+  // The name of a registered SQLite VFS (sqlite3_vfs_register) every connection of the store
+  // uses, e.g. a test's fault-injecting shim; empty: SQLite's default. An unknown name is an
+  // InvalidArgument naming it.
+  std::string vfs{};
 };
 
 // Opens (creating if needed) an event store.
 //   "sqlite:<path>"  a SQLite file in WAL mode; the schema is created on first open.
 //   "memory:"        in-process, same semantics, gone when the last reference goes.
 // Options may follow a '?', overriding `options`:
-//   payload=json|binary, synchronous=full|normal, busy_timeout_ms=N, group_commit=on|off
+//   payload=json|binary, synchronous=full|normal, busy_timeout_ms=N, group_commit=on|off,
+//   vfs=NAME
 //   e.g. "sqlite:/data/events.db?payload=binary&synchronous=normal".
-// Throws InvalidArgument for an unknown scheme or option (naming it), StoreError when the
+// Throws InvalidArgument for an unknown scheme, option or VFS (naming it), StoreError when the
 // file cannot be opened, is not an annals store, or was written by a newer annals.
 [[nodiscard]] std::shared_ptr<EventStore> open_event_store(std::string_view uri);
 [[nodiscard]] std::shared_ptr<EventStore> open_event_store(std::string_view uri,
