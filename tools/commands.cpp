@@ -45,17 +45,6 @@ std::string seconds_text(double seconds) {
 
 // ---- stats ---------------------------------------------------------------------------------
 
-bool table_exists(SqlSession& sql, std::string_view table) {
-  if (sql.dialect() == "postgresql") {
-    return !sql.query("SELECT 1 FROM information_schema.tables WHERE table_name = $1",
-                      {std::string(table)})
-                .empty();
-  }
-  return !sql.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $1",
-                    {std::string(table)})
-              .empty();
-}
-
 std::uintmax_t size_or_zero(const std::filesystem::path& path) {
   std::error_code ec;
   const std::uintmax_t size = std::filesystem::file_size(path, ec);
@@ -314,7 +303,7 @@ int stats(const Target& target, std::ostream& out, std::ostream&) {
       if (auto v = read_events(sql, 1, 1); !v.empty()) first = std::move(v.front());
       if (auto v = read_events(sql, head, 1); !v.empty()) last = std::move(v.front());
     }
-    if (table_exists(sql, "annals_projections")) checkpoints = list_checkpoints(sql);
+    if (sql.table_exists("annals_projections")) checkpoints = list_checkpoints(sql);
   });
   const std::string head_hash = to_hex(last ? last->hash : EventHash{});
   std::uintmax_t file_size = 0, wal_size = 0;

@@ -182,15 +182,6 @@ class Applier {
   std::int64_t version_;
 };
 
-bool table_exists(SqlSession& sql, const std::string& name) {
-  const std::string query =
-      sql.dialect() == "sqlite"
-          ? "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $1"
-          : "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema()"
-            " AND table_name = $1";
-  return !sql.query(query, {name}).empty();
-}
-
 }  // namespace
 
 WorkflowProjection::WorkflowProjection(EventTypeRegistry registry)
@@ -218,7 +209,7 @@ void WorkflowProjection::setup(ProjectionContext& ctx) {
   const std::string nodes = ctx.table(kNodeExecutionsTable);
   // Indexes are made only with their tables: after a rebuild the live tables carry the shadow's
   // index names, and creating the base names again would index every row twice.
-  if (table_exists(ctx.sql(), runs) && table_exists(ctx.sql(), nodes)) return;
+  if (ctx.sql().table_exists(runs) && ctx.sql().table_exists(nodes)) return;
   // BIGINT and DOUBLE PRECISION read the same in SQLite and PostgreSQL. These stay rowid
   // tables although each keeps a separate index for its key: clustered on the key (WITHOUT
   // ROWID) every insert and update by key was one b-tree fewer, but the rows (inputs, outputs)

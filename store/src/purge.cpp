@@ -229,18 +229,6 @@ EventHash hash_from(const std::string& bytes, std::uint64_t position, std::strin
   return h;
 }
 
-bool table_exists(SqlSession& sql, const std::string& name) {
-  if (sql.dialect() == "sqlite") {
-    return !sql.query("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = $1", {name})
-                .empty();
-  }
-  return !sql.query(
-                 "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema()"
-                 " AND table_name = $1",
-                 {name})
-              .empty();
-}
-
 // The hash the chain had just before `position`: 32 zero bytes before position 1, else the
 // hash of position - 1 from `known` (events being purged now), the log, or a purge record.
 EventHash hash_before(SqlSession& sql, std::uint64_t position,
@@ -466,7 +454,7 @@ void remove_runs(SqlSession& sql, const PurgeOptions& options, PurgeResult& r, c
 
   const std::vector<std::string> runs_tables = read_tables(sql, "annals_workflow_runs");
   const std::vector<std::string> node_tables = read_tables(sql, "annals_node_executions");
-  const bool has_snapshots = table_exists(sql, "annals_snapshots");  // snapshot_store.hpp
+  const bool has_snapshots = sql.table_exists("annals_snapshots");  // snapshot_store.hpp
   for (const std::string& stream : s.streams) {
     const std::string run_id = stream.substr(kRunStreamPrefix.size());
     for (const std::string& t : runs_tables) {
@@ -500,8 +488,8 @@ void remove_runs(SqlSession& sql, const PurgeOptions& options, PurgeResult& r, c
 std::vector<PurgedPosition> purged_positions(SqlSession& sql, std::uint64_t first,
                                              std::uint64_t last) {
   std::vector<PurgedPosition> out;
-  if (first > last || !table_exists(sql, "annals_purged_events") ||
-      !table_exists(sql, "annals_purges")) {
+  if (first > last || !sql.table_exists("annals_purged_events") ||
+      !sql.table_exists("annals_purges")) {
     return out;
   }
   // A removal counts only inside the purge that recorded it: its record must exist, and the
@@ -686,7 +674,7 @@ PurgeArchiveVerification verify_purge_archive(const SqlEventStore& store,
 }
 
 void check_purge_records(SqlSession& sql) {
-  if (!table_exists(sql, "annals_purged_events") || !table_exists(sql, "annals_purges")) return;
+  if (!sql.table_exists("annals_purged_events") || !sql.table_exists("annals_purges")) return;
   for (const SqlRow& row :
        sql.query("SELECT p.id, p.events, count(e.position), min(e.position) FROM annals_purges p"
                  " LEFT JOIN annals_purged_events e ON e.purge_id = p.id"

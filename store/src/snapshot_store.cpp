@@ -115,7 +115,7 @@ class SqlSnapshotStore final : public SnapshotStore {
       // Until a load has seen the table, look before querying: no table means no snapshots,
       // not an error to report on every load.
       if (!table_seen_.load(std::memory_order_acquire)) {
-        if (!table_exists(sql)) return;
+        if (!sql.table_exists(kTable)) return;
         table_seen_.store(true, std::memory_order_release);
       }
       rows = sql.query(
@@ -131,7 +131,7 @@ class SqlSnapshotStore final : public SnapshotStore {
     detail::validate_stream_id(stream_id, "remove snapshot");
     std::size_t changed = 0;
     store_->write_transaction([&](SqlSession& sql) {
-      if (table_exists(sql)) {
+      if (sql.table_exists(kTable)) {
         changed = sql.execute("DELETE FROM annals_snapshots WHERE stream_id = $1",
                               {std::string(stream_id)});
       }
@@ -140,19 +140,6 @@ class SqlSnapshotStore final : public SnapshotStore {
   }
 
  private:
-  static bool table_exists(SqlSession& sql) {
-    if (sql.dialect() == "sqlite") {
-      return !sql.query("SELECT 1 FROM sqlite_schema WHERE name = $1 AND type IN ('table', 'view')",
-                        {std::string(kTable)})
-                  .empty();
-    }
-    return !sql.query(
-                   "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema()"
-                   " AND table_name = $1",
-                   {std::string(kTable)})
-                .empty();
-  }
-
   // A row whose columns do not hold what save() writes is as damaged as one whose checksum
   // fails: both are IntegrityError, never a partly-filled Snapshot.
   static Snapshot from_row(std::string_view stream_id, const SqlRow& row) {

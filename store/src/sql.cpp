@@ -13,6 +13,18 @@ namespace {
 }
 }  // namespace
 
+bool SqlSession::table_exists(std::string_view name) {
+  if (dialect() == "sqlite") {
+    return !query("SELECT 1 FROM sqlite_schema WHERE name = $1 AND type IN ('table', 'view')",
+                  {std::string(name)})
+                .empty();
+  }
+  return !query("SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema()"
+                " AND table_name = $1",
+                {std::string(name)})
+              .empty();
+}
+
 bool SqlRow::is_null(std::size_t column) const {
   return std::holds_alternative<std::nullptr_t>(values_.at(column));
 }

@@ -99,6 +99,9 @@ class SqlSession {
   // "sqlite" or "postgresql".
   [[nodiscard]] virtual std::string_view dialect() const noexcept = 0;
 
+  // True if a table (or view) of that name exists in the store's schema.
+  [[nodiscard]] bool table_exists(std::string_view name);
+
  protected:
   virtual std::size_t execute_span(std::string_view sql, std::span<const SqlValue> params) = 0;
   virtual std::vector<SqlRow> query_span(std::string_view sql,
