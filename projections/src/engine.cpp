@@ -23,6 +23,21 @@ ProjectionCheckpoint current_checkpoint(SqlSession& sql, const Projection& proje
   return ProjectionCheckpoint{projection.name(), projection.version(), 0, 0, {}};
 }
 
+// The projection's checkpoint, which prepare_projection (or a rebuild, or attaching it) made
+// with its tables. Without one there are no tables to apply to: say so rather than letting the
+// first statement fail with "no such table".
+ProjectionCheckpoint prepared_checkpoint(SqlSession& sql, const Projection& projection,
+                                         std::string_view operation) {
+  std::optional<ProjectionCheckpoint> cp;
+  if (sql.table_exists("annals_projections")) cp = read_checkpoint(sql, projection.name());
+  if (!cp) {
+    throw InvalidArgument(std::string(operation) + " " + projection.name() +
+                          ": the projection has no checkpoint and no tables in this store;"
+                          " call prepare_projection (or rebuild) first");
+  }
+  return *cp;
+}
+
 void require_version(const ProjectionCheckpoint& cp, const Projection& projection) {
   if (cp.version != projection.version()) {
     throw InvalidArgument("projection " + projection.name() +
@@ -204,7 +219,7 @@ std::uint64_t catch_up(SqlEventStore& store, Projection& projection, std::size_t
     bool marked = false;
     try {
       store.write_transaction([&](SqlSession& sql) {
-        ProjectionCheckpoint cp = current_checkpoint(sql, projection);
+        ProjectionCheckpoint cp = prepared_checkpoint(sql, projection, "catch_up");
         require_version(cp, projection);
         batch = read_events(sql, cp.position + 1, batch_size);
         ProjectionContext ctx(sql);

@@ -162,6 +162,27 @@ TEST_CASE("catch_up refuses tables written by another projection version", "[pro
   CHECK_THROWS_WITH(catch_up(*store, v2), Contains("version 1") && Contains("rebuild"));
 }
 
+TEST_CASE("catch_up of a projection never prepared says so and writes nothing", "[projections]") {
+  auto store = as_sql(open_event_store("memory:"));
+  store->append("s", ExpectedVersion::any(), make_events(3));
+  CountingProjection projection;
+  // No checkpoint table at all yet.
+  CHECK_THROWS_MATCHES(catch_up(*store, projection), InvalidArgument,
+                       Catch::Matchers::Message(
+                           "catch_up test_counts: the projection has no checkpoint and no tables "
+                           "in this store; call prepare_projection (or rebuild) first"));
+  // The checkpoint table exists (another projection was prepared), this one's row does not.
+  CountingProjection other("test_other_counts", 1);
+  prepare_projection(*store, other);
+  CHECK_THROWS_WITH(catch_up(*store, projection), Contains("call prepare_projection"));
+  store->read_transaction([&](SqlSession& sql) {
+    CHECK_FALSE(read_checkpoint(sql, "test_counts").has_value());
+  });
+  CHECK(counts(*store).empty());
+  prepare_projection(*store, projection);
+  CHECK(catch_up(*store, projection) == 3);
+}
+
 TEST_CASE("read tables dropped by hand are rebuilt from the log on the next attach",
           "[projections][inline]") {
   annals::test::SqliteBackend backend;

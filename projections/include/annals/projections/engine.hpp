@@ -43,8 +43,9 @@ ProjectionCheckpoint prepare_projection(SqlEventStore& store, Projection& projec
 
 // Applies the log from the projection's checkpoint to the head, batch_size events per write
 // transaction, then calls projection.committed() for each batch. Returns the events applied.
-// Throws InvalidArgument if batch_size is 0 or the tables were written by another version of
-// the projection (rebuild them first); StoreError ("catch_up <name>: ...") if the store fails,
+// Throws InvalidArgument if batch_size is 0, the projection was never prepared in this store
+// (prepare_projection first), or the tables were written by another version of the projection
+// (rebuild them first); StoreError ("catch_up <name>: ...") if the store fails,
 // in which case the failed batch's rows and checkpoint are rolled back together and the batches
 // before it stay committed.
 std::uint64_t catch_up(SqlEventStore& store, Projection& projection, std::size_t batch_size = 1000);
