@@ -148,7 +148,9 @@ Timestamp micros_member(const Json& object, const char* key, const char* where =
 
 void reject_unknown_keys(const Json& object, std::span<const char* const> known,
                          const char* where) {
-  for (const auto& [key, value] : object.items()) {
+  for (const auto& item : object.items()) {
+    // Not a structured binding: clang 14 cannot capture one in the lambda.
+    const std::string& key = item.key();
     if (std::none_of(known.begin(), known.end(), [&](const char* k) { return key == k; })) {
       throw InvalidArgument(std::string("unexpected key '") + where + key + "'");
     }
