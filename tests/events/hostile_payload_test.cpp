@@ -126,3 +126,53 @@ TEST_CASE("a binary payload must open with a byte-order flag of 0 or 1", "[event
   REQUIRE(out.str().front() == '\0');
   CHECK(decode_binary<RunDeleted>(out.str()) == event);
 }
+
+TEST_CASE("JSON numbers RapidJSON 1.1.0 converts with undefined behaviour read exactly",
+          "[events][codec][hostile]") {
+  // A zero with an exponent beyond +-22 took RapidJSON's full-precision path to
+  // __builtin_clzll(0) (UBSan: "passing zero to clz()"); numbers are now converted by strtod.
+  for (const char* zero : {"0e-50", "0e50", "0.0e-400", "-0e+30", "0E300", "0.000e-23"}) {
+    CAPTURE(zero);
+    const NodeCompleted e = decode_json<NodeCompleted>(
+        std::string(R"({"run_id":"r","node_execution_id":"n","outputs":"","elapsed_time":)") +
+        zero + R"(,"total_tokens":0,"finished_at":0})");
+    CHECK(e.elapsed_time == 0.0);
+  }
+  const auto elapsed = [](const std::string& number) {
+    return decode_json<NodeCompleted>(
+               R"({"run_id":"r","node_execution_id":"n","outputs":"","elapsed_time":)" + number +
+               R"(,"total_tokens":0,"finished_at":0})")
+        .elapsed_time;
+  };
+  CHECK(elapsed("1e-400") == 0.0);  // underflows to zero, as before
+  CHECK(elapsed("4.9406564584124654e-324") == std::numeric_limits<double>::denorm_min());
+  CHECK(elapsed("1.7976931348623157e308") == std::numeric_limits<double>::max());
+  CHECK(elapsed("9007199254740993") == 9007199254740992.0);  // correctly rounded (to even)
+  CHECK(elapsed("0.1") == 0.1);
+  CHECK(elapsed("-2.5") == -2.5);
+  CHECK(elapsed("12345678901234567890123") == 1.2345678901234568e22);
+  CHECK_THROWS_MATCHES(elapsed("1.8e308"), SerializationError,
+                       WhatContains("a number beyond the range of a double"));
+}
+
+TEST_CASE("JSON integers keep their exact type and range checks", "[events][codec][hostile]") {
+  const auto tokens = [](const std::string& number) {
+    return decode_json<NodeCompleted>(
+               R"({"run_id":"r","node_execution_id":"n","outputs":"","elapsed_time":0,"total_tokens":)" +
+               number + R"(,"finished_at":0})")
+        .total_tokens;
+  };
+  CHECK(tokens("18446744073709551615") == UINT64_MAX);
+  CHECK(tokens("4294967296") == 4294967296u);
+  CHECK(tokens("-0") == 0u);
+  CHECK_THROWS_AS(tokens("18446744073709551616"), SerializationError);  // a double now
+  CHECK_THROWS_AS(tokens("-1"), SerializationError);
+  CHECK_THROWS_AS(tokens("1e3"), SerializationError);
+  const auto started_at = [](const std::string& number) {
+    return decode_json<RunDeleted>(
+        R"({"run_id":"r","deleted_by":"","reason":"","deleted_at":)" + number + "}").deleted_at;
+  };
+  CHECK(started_at("-9223372036854775808") == from_micros(INT64_MIN));
+  CHECK(started_at("-2147483649") == from_micros(-2147483649LL));
+  CHECK_THROWS_AS(started_at("-9223372036854775809"), SerializationError);
+}
