@@ -7,11 +7,29 @@
 #include <iostream>
 #include <string>
 
+#include "args.hpp"
 #include "commands.hpp"
 
 namespace {
 
 using namespace annals::cli;
+
+// A whole number from min to max, read by parse_unsigned() (CLI11 alone would take "-1" as
+// 2^64-1 and "010" as octal); hands CLI11 the canonical decimal text to convert.
+CLI::Validator whole_number(std::uint64_t min, std::uint64_t max) {
+  return CLI::Validator(
+      [min, max](std::string& text) -> std::string {
+        try {
+          text = std::to_string(parse_unsigned(text, "value", min, max));
+          return {};
+        } catch (const annals::InvalidArgument& e) {
+          return e.what();
+        }
+      },
+      "UINT:" + std::to_string(min) + ".." + std::to_string(max));
+}
+
+constexpr std::uint64_t kMax64 = UINT64_MAX;
 
 void add_target(CLI::App& command, Target& target) {
   auto* db = command.add_option("--db", target.db, "SQLite database file of the store");
@@ -47,9 +65,10 @@ int main(int argc, char** argv) {
   add_target(*demo, demo_args.target);
   demo->add_option("--runs", demo_args.runs, "how many runs to write")
       ->capture_default_str()
-      ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}));
+      ->transform(whole_number(1, 1000000));
   demo->add_option("--seed", demo_args.seed, "seed of the pseudo-random data")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->transform(whole_number(0, kMax64));
   demo->callback([&] { run = [&] { return annals::cli::demo(demo_args, std::cout, std::cerr); }; });
 
   auto* stats = app.add_subcommand(
@@ -64,7 +83,9 @@ int main(int argc, char** argv) {
   runs->add_option("--app", runs_args.app, "app id")->required();
   runs->add_option("--triggered-from", runs_args.triggered_from, "trigger, e.g. app-run, debugging")
       ->capture_default_str();
-  runs->add_option("--limit", runs_args.limit, "page size, 1..1000")->capture_default_str();
+  runs->add_option("--limit", runs_args.limit, "page size, 1..1000")
+      ->capture_default_str()
+      ->transform(whole_number(0, kMax64));  // the repository says why 0 or 5000 is refused
   runs->add_option("--last-id", runs_args.last_id, "continue after the run with this id");
   runs->callback([&] { run = [&] { return annals::cli::runs(runs_args, std::cout, std::cerr); }; });
 
@@ -75,7 +96,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   rebuild->add_option("--batch-size", rebuild_args.batch_size, "events per replay transaction")
       ->capture_default_str()
-      ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}));
+      ->transform(whole_number(1, 1000000));
   rebuild->callback(
       [&] { run = [&] { return annals::cli::rebuild(rebuild_args, std::cout, std::cerr); }; });
 
@@ -85,8 +106,10 @@ int main(int argc, char** argv) {
   replay
       ->add_option("--stream", replay_args.stream, "stream id, e.g. WorkflowRun-r-1 (or a run id)")
       ->required();
-  auto* position = replay->add_option("--position", replay_args.position,
-                                      "keep the stream's events at or before this log position");
+  auto* position = replay
+                       ->add_option("--position", replay_args.position,
+                                    "keep the stream's events at or before this log position")
+                       ->transform(whole_number(1, kMax64));
   auto* as_of = replay->add_option(
       "--as-of", replay_args.as_of,
       "keep the events recorded at or before this time: ISO 8601 UTC "
@@ -117,7 +140,7 @@ int main(int argc, char** argv) {
   exp->add_option("--output,-o", export_args.output, "output file (default: stdout)");
   exp->add_option("--from", export_args.from, "first log position to export")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->transform(whole_number(1, kMax64));
   exp->callback(
       [&] { run = [&] { return annals::cli::export_events(export_args, std::cout, std::cerr); }; });
 
