@@ -26,7 +26,7 @@ CLI::Validator whole_number(std::uint64_t min, std::uint64_t max) {
           return e.what();
         }
       },
-      "UINT:" + std::to_string(min) + ".." + std::to_string(max));
+      std::to_string(min) + ".." + (max == UINT64_MAX ? std::string() : std::to_string(max)));
 }
 
 constexpr std::uint64_t kMax64 = UINT64_MAX;
