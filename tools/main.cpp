@@ -2,21 +2,34 @@
 // which is slow to compile). The commands themselves are in commands.cpp and demo_data.cpp.
 
 #include <CLI/CLI.hpp>
-#include <annals/events/printable.hpp>
-#include <charconv>
-#include <cstdint>
 #include <exception>
 #include <functional>
 #include <iostream>
-#include <limits>
 #include <string>
-#include <system_error>
 
+#include "args.hpp"
 #include "commands.hpp"
 
 namespace {
 
 using namespace annals::cli;
+
+// A whole number from min to max, read by parse_unsigned() (CLI11 alone would take "-1" as
+// 2^64-1 and "010" as octal); hands CLI11 the canonical decimal text to convert.
+CLI::Validator whole_number(std::uint64_t min, std::uint64_t max) {
+  return CLI::Validator(
+      [min, max](std::string& text) -> std::string {
+        try {
+          text = std::to_string(parse_unsigned(text, "value", min, max));
+          return {};
+        } catch (const annals::InvalidArgument& e) {
+          return e.what();
+        }
+      },
+      std::to_string(min) + ".." + (max == UINT64_MAX ? std::string() : std::to_string(max)));
+}
+
+constexpr std::uint64_t kMax64 = UINT64_MAX;
 
 void add_target(CLI::App& command, Target& target) {
   auto* db = command.add_option("--db", target.db, "SQLite database file of the store");
@@ -25,21 +38,6 @@ void add_target(CLI::App& command, Target& target) {
   db->excludes(uri);
   command.add_flag("--json", target.json, "machine-readable output (JSON)");
 }
-
-// CLI11 converts "-1" and numbers past 2^64 - 1 to an unsigned option without complaint (as
-// 2^64 - 1), so a negative --position would replay everything: every unsigned option first
-// passes this check on the text as given.
-const CLI::Validator kWholeNumber(
-    [](std::string& text) -> std::string {
-      std::uint64_t value = 0;
-      const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-      if (text.empty() || ec != std::errc{} || end != text.data() + text.size()) {
-        return "'" + annals::printable(text) + "' is not a whole number from 0 to " +
-               std::to_string(std::numeric_limits<std::uint64_t>::max());
-      }
-      return {};
-    },
-    "UINT");
 
 }  // namespace
 
@@ -66,12 +64,11 @@ int main(int argc, char** argv) {
       "demo", "write realistic workflow runs (several tenants and apps) and show a page of them");
   add_target(*demo, demo_args.target);
   demo->add_option("--runs", demo_args.runs, "how many runs to write")
-      ->check(kWholeNumber)
       ->capture_default_str()
-      ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}));
+      ->transform(whole_number(1, 1000000));
   demo->add_option("--seed", demo_args.seed, "seed of the pseudo-random data")
-      ->check(kWholeNumber)
-      ->capture_default_str();
+      ->capture_default_str()
+      ->transform(whole_number(0, kMax64));
   demo->callback([&] { run = [&] { return annals::cli::demo(demo_args, std::cout, std::cerr); }; });
 
   auto* stats = app.add_subcommand(
@@ -87,8 +84,8 @@ int main(int argc, char** argv) {
   runs->add_option("--triggered-from", runs_args.triggered_from, "trigger, e.g. app-run, debugging")
       ->capture_default_str();
   runs->add_option("--limit", runs_args.limit, "page size, 1..1000")
-      ->check(kWholeNumber)
-      ->capture_default_str();
+      ->capture_default_str()
+      ->transform(whole_number(0, kMax64));  // the repository says why 0 or 5000 is refused
   runs->add_option("--last-id", runs_args.last_id, "continue after the run with this id");
   runs->callback([&] { run = [&] { return annals::cli::runs(runs_args, std::cout, std::cerr); }; });
 
@@ -98,9 +95,8 @@ int main(int argc, char** argv) {
   rebuild->add_option("--projection", rebuild_args.projection, "projection name")
       ->capture_default_str();
   rebuild->add_option("--batch-size", rebuild_args.batch_size, "events per replay transaction")
-      ->check(kWholeNumber)
       ->capture_default_str()
-      ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}));
+      ->transform(whole_number(1, 1000000));
   rebuild->callback(
       [&] { run = [&] { return annals::cli::rebuild(rebuild_args, std::cout, std::cerr); }; });
 
@@ -113,7 +109,7 @@ int main(int argc, char** argv) {
   auto* position = replay
                        ->add_option("--position", replay_args.position,
                                     "keep the stream's events at or before this log position")
-                       ->check(kWholeNumber);
+                       ->transform(whole_number(1, kMax64));
   auto* as_of = replay->add_option(
       "--as-of", replay_args.as_of,
       "keep the events recorded at or before this time: ISO 8601 UTC "
@@ -143,9 +139,8 @@ int main(int argc, char** argv) {
   add_target(*exp, export_args.target);
   exp->add_option("--output,-o", export_args.output, "output file (default: stdout)");
   exp->add_option("--from", export_args.from, "first log position to export")
-      ->check(kWholeNumber)
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->transform(whole_number(1, kMax64));
   exp->callback(
       [&] { run = [&] { return annals::cli::export_events(export_args, std::cout, std::cerr); }; });
 

@@ -2,8 +2,11 @@
 
 #include <rapidjson/error/en.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <clocale>
+#include <cmath>
 #include <cstdlib>
 #include <sstream>
 
@@ -11,10 +14,70 @@ namespace annals {
 
 namespace {
 // Insitu: strings are unescaped inside the copy, never copied again into the DOM. Iterative:
-// nesting depth costs heap, not stack. Full precision: doubles read exactly as cereal reads them.
-constexpr unsigned kParseFlags =
-    rapidjson::kParseInsituFlag | rapidjson::kParseIterativeFlag | rapidjson::kParseFullPrecisionFlag;
+// nesting depth costs heap, not stack. Numbers as text, converted by NumberConverter below.
+constexpr unsigned kParseFlags = rapidjson::kParseInsituFlag | rapidjson::kParseIterativeFlag |
+                                 rapidjson::kParseNumbersAsStringsFlag;
 constexpr std::size_t kParseStackBytes = 512;
+
+// Builds the DOM as RapidJSON's own number parsing would, but converts each number from its text
+// here: RapidJSON 1.1.0's full-precision conversion has undefined behaviour (__builtin_clzll(0))
+// for a zero with a large exponent such as 0e-50, and its normal precision is not exact. Integers
+// become the narrowest of int, unsigned, int64 and uint64 that holds them, as RapidJSON does;
+// everything else a double, correctly rounded by strtod in the "C" locale. A number beyond
+// double's range stops the parse (out_of_range).
+template <class Document>
+struct NumberConverter : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, NumberConverter<Document>> {
+  explicit NumberConverter(Document& d) : document(d) {}
+  Document& document;
+  bool out_of_range = false;
+
+  bool Null() { return document.Null(); }
+  bool Bool(bool b) { return document.Bool(b); }
+  bool String(const char* s, rapidjson::SizeType n, bool copy) { return document.String(s, n, copy); }
+  bool Key(const char* s, rapidjson::SizeType n, bool copy) { return document.Key(s, n, copy); }
+  bool StartObject() { return document.StartObject(); }
+  bool EndObject(rapidjson::SizeType n) { return document.EndObject(n); }
+  bool StartArray() { return document.StartArray(); }
+  bool EndArray(rapidjson::SizeType n) { return document.EndArray(n); }
+
+  bool RawNumber(const char* s, rapidjson::SizeType n, bool) {
+    const char* end = s + n;
+    if (std::find_if(s, end, [](char c) { return c == '.' || c == 'e' || c == 'E'; }) == end) {
+      if (*s == '-') {
+        std::int64_t i = 0;
+        if (const auto r = std::from_chars(s, end, i); r.ec == std::errc{} && r.ptr == end) {
+          return i >= INT32_MIN ? document.Int(static_cast<int>(i)) : document.Int64(i);
+        }
+      } else {
+        std::uint64_t u = 0;
+        if (const auto r = std::from_chars(s, end, u); r.ec == std::errc{} && r.ptr == end) {
+          if (u <= INT32_MAX) return document.Int(static_cast<int>(u));
+          if (u <= UINT32_MAX) return document.Uint(static_cast<unsigned>(u));
+          if (u <= INT64_MAX) return document.Int64(static_cast<std::int64_t>(u));
+          return document.Uint64(u);
+        }
+      }
+    }
+    // The text is not NUL-terminated in situ (the next byte is the separator).
+    char local[64];
+    std::string heap;
+    const char* text = local;
+    if (n < sizeof local) {
+      std::memcpy(local, s, n);
+      local[n] = '\0';
+    } else {
+      heap.assign(s, n);
+      text = heap.c_str();
+    }
+    static const locale_t c_locale = newlocale(LC_ALL_MASK, "C", locale_t{});
+    const double d = strtod_l(text, nullptr, c_locale);
+    if (!std::isfinite(d)) {
+      out_of_range = true;
+      return false;
+    }
+    return document.Double(d);
+  }
+};
 }  // namespace
 
 JsonInputArchive::JsonInputArchive(std::string_view text)
@@ -30,10 +93,23 @@ JsonInputArchive::JsonInputArchive(std::string_view text)
   char* copy = static_cast<char*>(pool_.Malloc(text.size() + 1));
   std::memcpy(copy, text.data(), text.size());
   copy[text.size()] = '\0';
-  document_.ParseInsitu<kParseFlags>(copy);
-  if (document_.HasParseError()) {
-    detail::throw_json_parse_error(document_.GetParseError(), document_.GetErrorOffset());
+  rapidjson::ParseResult result;
+  bool out_of_range = false;
+  auto parse = [&](Document& document) {
+    rapidjson::GenericInsituStringStream<rapidjson::UTF8<>> in(copy);
+    rapidjson::GenericReader<rapidjson::UTF8<>, rapidjson::UTF8<>, Allocator> reader(
+        &stack_, kParseStackBytes);
+    NumberConverter<Document> handler(document);
+    result = reader.Parse<kParseFlags>(in, handler);
+    out_of_range = handler.out_of_range;
+    return !result.IsError();
+  };
+  document_.Populate(parse);
+  if (out_of_range) {
+    throw cereal::Exception("malformed JSON at offset " + std::to_string(result.Offset()) +
+                            ": a number beyond the range of a double");
   }
+  if (result.IsError()) detail::throw_json_parse_error(result.Code(), result.Offset());
   levels_.reserve(8);
   if (document_.IsObject()) {
     levels_.push_back({nullptr, document_.MemberBegin(), document_.MemberCount(), 0, false});

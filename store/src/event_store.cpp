@@ -229,27 +229,42 @@ std::shared_ptr<EventStore> open_event_store(std::string_view uri, const StoreOp
   return open_sql_event_store(uri, options);
 }
 
-std::shared_ptr<SqlEventStore> open_sql_event_store(std::string_view uri,
-                                                    const StoreOptions& options) {
-  ParsedUri parsed = parse_uri(uri, options);
+StoreUri parse_store_uri(std::string_view uri, const StoreOptions& base) {
+  ParsedUri parsed = parse_uri(uri, base);
   const std::string quoted = "store URI '" + std::string(uri) + "'";
   if (parsed.scheme == "memory") {
     if (!parsed.path.empty()) {
       throw InvalidArgument(quoted + ": memory: takes no path");
     }
-    return detail::make_sqlite_event_store("", parsed.options);
-  }
-  if (parsed.scheme == "sqlite") {
+  } else if (parsed.scheme == "sqlite") {
     if (parsed.path.empty()) throw InvalidArgument(quoted + ": sqlite: needs a file path");
     if (parsed.path == ":memory:" || parsed.path.starts_with("file:")) {
       throw InvalidArgument(quoted +
                             ": expected a plain file path (use memory: for an "
                             "in-process store)");
     }
-    return detail::make_sqlite_event_store(parsed.path, parsed.options);
+  } else {
+    throw InvalidArgument(quoted + ": unknown scheme '" + parsed.scheme +
+                          "' (expected sqlite or memory)");
   }
-  throw InvalidArgument(quoted + ": unknown scheme '" + parsed.scheme +
-                        "' (expected sqlite or memory)");
+  return StoreUri{std::move(parsed.scheme), std::move(parsed.path), std::move(parsed.options)};
+}
+
+std::string format_store_uri(const StoreUri& uri) {
+  std::string text = uri.scheme + ":" + uri.path;
+  text += "?payload=";
+  text += to_string(uri.options.payload_format);
+  text += uri.options.synchronous == Synchronous::full ? "&synchronous=full" : "&synchronous=normal";
+  text += "&busy_timeout_ms=" + std::to_string(uri.options.busy_timeout.count());
+  text += uri.options.group_commit ? "&group_commit=on" : "&group_commit=off";
+  return text;
+}
+
+std::shared_ptr<SqlEventStore> open_sql_event_store(std::string_view uri,
+                                                    const StoreOptions& options) {
+  StoreUri parsed = parse_store_uri(uri, options);
+  return detail::make_sqlite_event_store(parsed.scheme == "memory" ? "" : parsed.path,
+                                         parsed.options);
 }
 
 }  // namespace annals

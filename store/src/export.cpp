@@ -24,6 +24,13 @@ using Json = nlohmann::ordered_json;
 
 constexpr std::size_t kExportPage = 512;  // events read per read_all() while exporting
 
+// nlohmann::json writes, copies and compares values recursively: a payload nested 100,000 levels
+// deep (a valid JSON payload; appends accept it) overflowed the stack when exported, and such a
+// line when imported. A payload nested deeper than this is shown as null; an import line nested
+// deeper than the deepest line an export writes is refused.
+constexpr std::size_t kMaxPayloadDepth = 512;
+constexpr std::size_t kMaxLineDepth = kMaxPayloadDepth + 1;
+
 // The keys of a line and of its metadata object, in the order they are written.
 constexpr const char* kKeys[] = {"position",       "stream_id",      "version",        "event_id",
                                  "type",           "schema_version", "payload_format", "payload",
@@ -148,11 +155,37 @@ Timestamp micros_member(const Json& object, const char* key, const char* where =
 
 void reject_unknown_keys(const Json& object, std::span<const char* const> known,
                          const char* where) {
-  for (const auto& [key, value] : object.items()) {
+  for (const auto& item : object.items()) {
+    // Not a structured binding: clang 14 cannot capture one in the lambda.
+    const std::string& key = item.key();
     if (std::none_of(known.begin(), known.end(), [&](const char* k) { return key == k; })) {
       throw InvalidArgument(std::string("unexpected key '") + where + key + "'");
     }
   }
+}
+
+// True if the JSON text nests arrays and objects more than `limit` levels deep. Brackets inside
+// strings do not count; the text is not otherwise checked.
+bool nested_deeper_than(std::string_view text, std::size_t limit) {
+  std::size_t depth = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return true;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return false;
 }
 
 // Parses a line, refusing a repeated key in the line's object or in its metadata (a JSON parser
@@ -163,6 +196,11 @@ Json parse_strict(std::string_view line) {
   std::string last_top_key;
   auto check = [&](int depth, nlohmann::json::parse_event_t event, Json& parsed) {
     using E = nlohmann::json::parse_event_t;
+    if ((event == E::object_start || event == E::array_start) &&
+        static_cast<std::size_t>(depth) >= kMaxLineDepth) {
+      throw InvalidArgument("the line nests arrays and objects more than " +
+                            std::to_string(kMaxLineDepth) + " levels deep");
+    }
     if (event == E::object_start && depth == 1) {
       in_metadata = last_top_key == "metadata";
       seen_metadata.clear();
@@ -215,7 +253,7 @@ Json payload_value(const RecordedEvent& event, const ExportOptions& options) {
   } else if (options.payload_json) {
     text = options.payload_json(event);
   }
-  if (!text) return nullptr;
+  if (!text || nested_deeper_than(*text, kMaxPayloadDepth)) return nullptr;
   Json value = Json::parse(*text, nullptr, /*allow_exceptions=*/false);
   return value.is_discarded() ? Json(nullptr) : value;
 }

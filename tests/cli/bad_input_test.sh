@@ -123,7 +123,7 @@ case_ "replay --stream with a newline" 3 'r-1\x0aforged line' "$DB" replay --db 
 case_ "replay --stream not UTF-8" 3 'r-\xff\xfe-1' "$DB" replay --db "$DB" --stream "$BAD_UTF8" --position 1
 case_ "replay --stream of 90 kB" 2 "stream id 'BIGBIGBIG" "$DB" replay --db "$DB" --stream "$BIG" --position 1
 case_ "replay --stream empty" 2 "--stream is empty" "$DB" replay --db "$DB" --stream "" --position 1
-case_ "replay --position 0" 3 "position 0" "$DB" replay --db "$DB" --stream "$STREAM" --position 0
+case_ "replay --position 0" 2 "'0': out of range (expected a whole number from 1" "$DB" replay --db "$DB" --stream "$STREAM" --position 0
 case_ "replay --position -1" 2 "-1" "$DB" replay --db "$DB" --stream "$STREAM" --position -1
 case_ "replay --position 2^64" 2 "18446744073709551616" "$DB" replay --db "$DB" --stream "$STREAM" --position 18446744073709551616
 case_ "replay --as-of February 30th" 2 "2026-02-30T00:00:00Z" "$DB" replay --db "$DB" --stream "$STREAM" --as-of 2026-02-30T00:00:00Z
@@ -133,7 +133,7 @@ case_ "replay --as-of a five-digit year" 2 "99999-01-01T00:00:00Z" "$DB" replay 
 case_ "replay --as-of microseconds beyond 64 bits" 2 "9223372036854775808" "$DB" replay --db "$DB" --stream "$STREAM" --as-of 9223372036854775808
 case_ "replay --as-of the smallest 64-bit time" 3 "recorded at or before" "$DB" replay --db "$DB" --stream "$STREAM" --as-of -9223372036854775808
 case_ "replay --as-of the largest 64-bit time" 0 "" "$DB" replay --db "$DB" --stream "$STREAM" --as-of 9223372036854775807
-case_ "replay --as-of text with a NUL-like escape" 2 'yesterday\0' "$DB" replay --db "$DB" --stream "$STREAM" --as-of 'yesterday\0'
+case_ "replay --as-of text with a NUL-like escape" 2 'yesterday\\0' "$DB" replay --db "$DB" --stream "$STREAM" --as-of 'yesterday\0'
 
 echo "== export, import, purge"
 case_ "export --from 0" 2 "0" "$DB" export --db "$DB" --from 0

@@ -11,8 +11,9 @@
 //
 // JSON payloads are one object with a member per field (json_extract(payload, '$.run_id')
 // works on them), in cereal's JSON shape, written and read in memory by annals' own archives
-// (json_archive.hpp); binary payloads are cereal's portable binary archive. Timestamps are
-// encoded as integer microseconds since the Unix epoch in both.
+// (json_archive.hpp); binary payloads are cereal's portable binary format, read by annals' own
+// BinaryInputArchive (binary_archive.hpp), which bounds every length by the bytes left.
+// Timestamps are encoded as integer microseconds since the Unix epoch in both.
 //
 // Thread-safety: the free functions are thread-safe. An EventTypeRegistry may be read
 // from many threads at once once it is built; building it is not synchronized.
@@ -25,14 +26,13 @@
 #include <functional>
 #include <map>
 #include <optional>
-#include <istream>
 #include <sstream>
-#include <streambuf>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <variant>
 
+#include "annals/events/binary_archive.hpp"
 #include "annals/events/error.hpp"
 #include "annals/events/event.hpp"
 #include "annals/events/json_archive.hpp"
@@ -59,15 +59,6 @@ namespace detail {
 // Throws the SerializationError for a value the JSON format refuses (JsonRefusal).
 [[noreturn]] void throw_json_refusal(std::string_view type, const JsonRefusal& refusal);
 
-// A read-only stream buffer over bytes the caller keeps alive: istream access without a copy.
-class ViewStreambuf : public std::streambuf {
- public:
-  explicit ViewStreambuf(std::string_view bytes) {
-    // std::streambuf wants char*; nothing writes through it (putback only moves back).
-    char* p = const_cast<char*>(bytes.data());
-    setg(p, p, p + bytes.size());
-  }
-};
 }  // namespace detail
 
 // Encodes a typed event's fields. Throws SerializationError if cereal fails or, for JSON, if
@@ -107,14 +98,11 @@ template <TypedEvent E>
       JsonInputArchive archive(payload);
       event.serialize(archive);
     } else {
-      detail::ViewStreambuf bytes(payload);
-      std::istream in(&bytes);
-      {
-        cereal::PortableBinaryInputArchive archive(in);
-        event.serialize(archive);
-      }
-      if (in.peek() != std::char_traits<char>::eof()) {
-        detail::throw_decode_error(context, "trailing bytes after the last field");
+      BinaryInputArchive archive(payload);  // lengths bounded by the bytes left
+      event.serialize(archive);
+      if (archive.remaining() != 0) {
+        detail::throw_decode_error(context, std::to_string(archive.remaining()) +
+                                                " trailing bytes after the last field");
       }
     }
   } catch (const Error&) {

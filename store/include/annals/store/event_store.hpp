@@ -152,4 +152,21 @@ struct StoreOptions {
 [[nodiscard]] std::shared_ptr<EventStore> open_event_store(std::string_view uri,
                                                            const StoreOptions& options);
 
+// A store URI taken apart: what open_event_store would open, without opening anything.
+struct StoreUri {
+  std::string scheme{};      // "sqlite" or "memory"
+  std::string path{};        // the file of a sqlite: URI; empty for memory:
+  StoreOptions options{};    // the `base` options with the URI's options applied
+};
+
+// Parses and checks a store URI exactly as open_event_store does, touching no file: throws
+// InvalidArgument (naming the URI and what is wrong) for every URI open_event_store refuses
+// before opening a file. Thread-safe.
+[[nodiscard]] StoreUri parse_store_uri(std::string_view uri, const StoreOptions& base = {});
+
+// The URI of `uri` with every option spelled out, e.g.
+// "memory:?payload=json&synchronous=full&busy_timeout_ms=5000&group_commit=on". Parsing it gives
+// the same scheme, path and options (the clock aside, which a URI cannot carry).
+[[nodiscard]] std::string format_store_uri(const StoreUri& uri);
+
 }  // namespace annals

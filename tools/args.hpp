@@ -1,0 +1,36 @@
+#pragma once
+
+// How the annals program reads the values of its options: where the store is, times, and whole
+// numbers (limits, positions, counts). Pure functions over text, with no CLI11 and no store, so
+// the program and fuzz/fuzz_cli_args.cpp link the same code.
+
+#include <annals/events/error.hpp>
+#include <annals/events/event.hpp>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "commands.hpp"
+
+namespace annals::cli {
+
+// The store URI the target names: "sqlite:" + --db, or --uri. InvalidArgument unless exactly
+// one of them is given.
+[[nodiscard]] std::string store_uri(const Target& target);
+
+// The file of a "sqlite:<path>[?options]" URI; nullopt for other schemes.
+[[nodiscard]] std::optional<std::filesystem::path> sqlite_file(std::string_view uri);
+
+// "2026-11-21T09:30:00Z", "2026-11-21T09:30:00.123456Z", with an optional "+HH:MM"/"-HH:MM"
+// offset instead of Z, or integer microseconds since the epoch. InvalidArgument otherwise.
+[[nodiscard]] Timestamp parse_time(std::string_view text);
+
+// A whole number given to `option` (e.g. "--limit"): decimal digits only (no sign, no 0x, no
+// spaces; leading zeros are fine), from min to max. InvalidArgument naming the option, the text
+// and the range otherwise. CLI11's own conversion reads "-1" as 2^64-1 and "010" as octal 8.
+[[nodiscard]] std::uint64_t parse_unsigned(std::string_view text, std::string_view option,
+                                           std::uint64_t min, std::uint64_t max);
+
+}  // namespace annals::cli
