@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "json_number.hpp"
+
 namespace annals {
 
 namespace {
@@ -58,19 +60,7 @@ struct NumberConverter : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, NumberC
         }
       }
     }
-    // The text is not NUL-terminated in situ (the next byte is the separator).
-    char local[64];
-    std::string heap;
-    const char* text = local;
-    if (n < sizeof local) {
-      std::memcpy(local, s, n);
-      local[n] = '\0';
-    } else {
-      heap.assign(s, n);
-      text = heap.c_str();
-    }
-    static const locale_t c_locale = newlocale(LC_ALL_MASK, "C", locale_t{});
-    const double d = strtod_l(text, nullptr, c_locale);
+    const double d = detail::json_number_to_double(s, n);
     if (!std::isfinite(d)) {
       out_of_range = true;
       return false;
@@ -175,7 +165,7 @@ std::string long_double_text(long double value) {
 long double parse_long_double(const std::string& text) {
   errno = 0;
   char* end = nullptr;
-  const long double value = std::strtold(text.c_str(), &end);
+  const long double value = strtold_l(text.c_str(), &end, detail::c_numeric_locale());
   if (text.empty() || end != text.c_str() + text.size() || errno == ERANGE) {
     throw cereal::Exception("\"" + text + "\" is not a long double");
   }

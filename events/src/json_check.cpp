@@ -15,6 +15,7 @@
 
 #include "annals/events/event.hpp"
 #include "annals/events/json_archive.hpp"
+#include "json_number.hpp"
 
 namespace annals {
 
@@ -29,19 +30,7 @@ namespace {
 struct Checker : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Checker> {
   bool Default() { return true; }
   bool RawNumber(const char* s, rapidjson::SizeType n, bool) {
-    char local[64];
-    std::string heap;
-    const char* text = local;
-    if (n < sizeof local) {
-      std::memcpy(local, s, n);
-      local[n] = '\0';
-    } else {
-      heap.assign(s, n);
-      text = heap.c_str();
-    }
-    // The "C" locale: the host application's LC_NUMERIC must not change what a '.' means.
-    static const locale_t c_locale = newlocale(LC_ALL_MASK, "C", locale_t{});
-    return std::isfinite(strtod_l(text, nullptr, c_locale));
+    return std::isfinite(detail::json_number_to_double(s, n));
   }
   bool String(const char* s, rapidjson::SizeType n, bool) { return no_lone_surrogate(s, n); }
   bool Key(const char* s, rapidjson::SizeType n, bool) { return no_lone_surrogate(s, n); }
