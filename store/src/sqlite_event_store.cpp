@@ -32,6 +32,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "annals/events/printable.hpp"
 #include "annals/store/hash_chain.hpp"
 #include "store_internal.hpp"
 
@@ -326,7 +327,7 @@ SQLite::Database open_connection(const std::string& path, int flags, const Store
 SQLite::Database open_writer(const std::string& path, bool in_memory, const StoreOptions& options,
                              const std::string& context) {
   if (!options.vfs.empty() && sqlite3_vfs_find(options.vfs.c_str()) == nullptr) {
-    throw InvalidArgument(context + ": no SQLite VFS named '" + options.vfs +
+    throw InvalidArgument(context + ": no SQLite VFS named '" + printable(options.vfs) +
                           "' is registered (StoreOptions::vfs / vfs=)");
   }
   if (!in_memory) {
@@ -335,11 +336,13 @@ SQLite::Database open_writer(const std::string& path, bool in_memory, const Stor
         fs_path.has_parent_path() ? fs_path.parent_path() : std::filesystem::path(".");
     std::error_code ec;
     if (!std::filesystem::is_directory(parent, ec)) {
-      throw StoreError(context + ": directory '" + parent.string() + "' does not exist", false);
+      throw StoreError(
+          context + ": directory '" + printable(parent.string(), 1024) + "' does not exist", false);
     }
     if (std::filesystem::is_directory(fs_path, ec)) {
-      throw StoreError(context + ": '" + path + "' is a directory, expected a database file",
-                       false);
+      throw StoreError(
+          context + ": '" + printable(path, 1024) + "' is a directory, expected a database file",
+          false);
     }
   }
 
@@ -433,7 +436,7 @@ class SqliteEventStore final : public SqlEventStore {
   SqliteEventStore(const std::string& path, const StoreOptions& options)
       : path_(path),
         in_memory_(path.empty()),
-        context_(in_memory_ ? "memory:" : "sqlite:" + path),
+        context_(in_memory_ ? "memory:" : "sqlite:" + printable(path, 1024)),
         options_(options),
         writer_(std::make_unique<Connection>(
             open_writer(path, in_memory_, options, "open " + context_), context_)),
@@ -447,7 +450,7 @@ class SqliteEventStore final : public SqlEventStore {
 
   AppendResult append(std::vector<StreamAppend> batch) override {
     validate_batch(batch);
-    refuse_reentry("append to " + batch.front().stream_id);
+    refuse_reentry("append to " + printable(batch.front().stream_id, 1024));
     for (StreamAppend& part : batch) {
       for (NewEvent& e : part.events) {
         if (e.event_id.is_nil()) e.event_id = new_event_id();
@@ -482,10 +485,11 @@ class SqliteEventStore final : public SqlEventStore {
   std::vector<RecordedEvent> read_stream(std::string_view stream_id, std::uint64_t from_version,
                                          std::size_t max_count) const override {
     validate_stream_id(stream_id, "read_stream");
-    validate_from(from_version, "from_version", "read_stream " + std::string(stream_id));
+    const std::string what = "read_stream " + printable(stream_id, 1024);
+    validate_from(from_version, "from_version", what);
     std::vector<RecordedEvent> out;
     if (max_count == 0) return out;
-    with_connection("read_stream " + std::string(stream_id), [&](Connection& c) {
+    with_connection(what, [&](Connection& c) {
       StatementUse q(c.read_stream);
       q->bind(1, std::string(stream_id));
       q->bind(2, sql_from(from_version));
@@ -522,7 +526,7 @@ class SqliteEventStore final : public SqlEventStore {
   std::optional<std::uint64_t> stream_version(std::string_view stream_id) const override {
     validate_stream_id(stream_id, "stream_version");
     std::optional<std::uint64_t> version;
-    with_connection("stream_version " + std::string(stream_id), [&](Connection& c) {
+    with_connection("stream_version " + printable(stream_id, 1024), [&](Connection& c) {
       StatementUse q(c.stream_version);
       q->bind(1, std::string(stream_id));
       q->executeStep();
@@ -685,7 +689,8 @@ class SqliteEventStore final : public SqlEventStore {
                                     " other appends in one transaction)";
         for (Request* r : group) {
           r->hooks = hooks;
-          r->where = "append to " + r->batch->front().stream_id + " in " + context_ + grouped;
+          r->where = "append to " + printable(r->batch->front().stream_id, 1024) + " in " +
+                     context_ + grouped;
           r->commit_where = r->where + ": commit";
         }
         reopen_writer_if_read_only();
@@ -949,10 +954,10 @@ class SqliteEventStore final : public SqlEventStore {
           throw_duplicate_event_id(*current_stream, current_event->event_id);
         }
         // (stream_id, version) can only clash if another writer bypassed the lock.
-        throw ConcurrencyError("append to " + *current_stream +
+        throw ConcurrencyError("append to " + printable(*current_stream, 1024) +
                                ": another writer appended the same version (" + e.what() + ")");
       }
-      throw_store_error("append to " + *current_stream + " in " + context_, e);
+      throw_store_error("append to " + printable(*current_stream, 1024) + " in " + context_, e);
     }
   }
 
