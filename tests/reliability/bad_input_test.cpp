@@ -442,6 +442,17 @@ std::vector<Case> cases() {
                                               .triggered_from = "debugging",
                                               .inputs = "{oops"});
        }});
+  t.push_back({"WorkflowRun::create: a run id with control bytes and inputs that are not JSON",
+               O::invalid_argument,
+               "create on WorkflowRun-" + kForgedShown + ": inputs '{\\x1b[2K\\xc2\\x9b'",
+               [](World&) {
+                 (void)WorkflowRun::create(RunCreated{.run_id = kForged,
+                                                      .tenant_id = "t-1",
+                                                      .app_id = "a",
+                                                      .workflow_id = "w",
+                                                      .triggered_from = "debugging",
+                                                      .inputs = "{\x1b[2K\xc2\x9b"});
+               }});
   t.push_back(
       {"WorkflowRun::start_node: started before the run was created", O::invalid_argument,
        "started_at 2023-11-14", [](World& w) {
