@@ -8,6 +8,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "annals/events/printable.hpp"
+
 namespace annals {
 
 std::string_view to_string(RunStatus status) noexcept {
@@ -41,7 +43,7 @@ std::string_view to_string(NodeStatus status) noexcept {
 namespace {
 
 std::string where(std::string_view command, std::string_view run_id) {
-  return std::string(command) + " on WorkflowRun-" + std::string(run_id);
+  return std::string(command) + " on WorkflowRun-" + printable(run_id, 1024);
 }
 
 void require_field(const std::string& value, std::string_view field, std::string_view context) {
@@ -52,9 +54,8 @@ void require_field(const std::string& value, std::string_view field, std::string
 
 void require_json(const std::string& value, std::string_view field, std::string_view context) {
   if (!value.empty() && !is_json_document(value)) {
-    const std::string shown = value.size() > 60 ? value.substr(0, 60) + "..." : value;
-    throw InvalidArgument(std::string(context) + ": " + std::string(field) + " '" + shown +
-                          "' is not JSON");
+    throw InvalidArgument(std::string(context) + ": " + std::string(field) + " '" +
+                          printable(value, 60) + "' is not JSON");
   }
 }
 
@@ -86,8 +87,8 @@ WorkflowRun WorkflowRun::create(RunCreated created, EventMetadata metadata) {
   require_field(created.triggered_from, "triggered_from", context);
   require_json(created.inputs, "inputs", context);
   if (!metadata.tenant_id.empty() && metadata.tenant_id != created.tenant_id) {
-    throw InvalidArgument(context + ": metadata tenant '" + metadata.tenant_id +
-                          "' differs from the run's tenant '" + created.tenant_id + "'");
+    throw InvalidArgument(context + ": metadata tenant '" + printable(metadata.tenant_id) +
+                          "' differs from the run's tenant '" + printable(created.tenant_id) + "'");
   }
   created.created_at = or_now(created.created_at, metadata.occurred_at);
   metadata.tenant_id = created.tenant_id;
@@ -123,7 +124,8 @@ void WorkflowRun::require_run_id(std::string& run_id, std::string_view command) 
   if (run_id.empty()) {
     run_id = state_.run_id;
   } else if (run_id != state_.run_id) {
-    throw InvalidArgument(where(command, state_.run_id) + ": the event names run '" + run_id + "'");
+    throw InvalidArgument(where(command, state_.run_id) + ": the event names run '" +
+                          printable(run_id) + "'");
   }
 }
 
@@ -135,12 +137,13 @@ NodeExecution& WorkflowRun::require_running_node(std::string& run_id,
   require_field(node_execution_id, "node_execution_id", where(command, state_.run_id));
   NodeExecution* n = node(node_execution_id);
   if (n == nullptr) {
-    throw InvalidArgument(where(command, state_.run_id) + ": node execution '" + node_execution_id +
-                          "' has not started");
+    throw InvalidArgument(where(command, state_.run_id) + ": node execution '" +
+                          printable(node_execution_id) + "' has not started");
   }
   if (n->status != NodeStatus::running) {
-    throw InvalidArgument(where(command, state_.run_id) + ": node execution '" + node_execution_id +
-                          "' already " + std::string(to_string(n->status)));
+    throw InvalidArgument(where(command, state_.run_id) + ": node execution '" +
+                          printable(node_execution_id) + "' already " +
+                          std::string(to_string(n->status)));
   }
   return *n;
 }
@@ -151,8 +154,8 @@ EventMetadata WorkflowRun::stamp(EventMetadata metadata, Timestamp occurred_at,
     metadata.tenant_id = state_.tenant_id;
   } else if (metadata.tenant_id != state_.tenant_id) {
     throw InvalidArgument(where(command, state_.run_id) + ": metadata tenant '" +
-                          metadata.tenant_id + "' differs from the run's tenant '" +
-                          state_.tenant_id + "'");
+                          printable(metadata.tenant_id) + "' differs from the run's tenant '" +
+                          printable(state_.tenant_id) + "'");
   }
   if (metadata.correlation_id.empty()) metadata.correlation_id = state_.run_id;
   if (metadata.occurred_at == Timestamp{}) metadata.occurred_at = occurred_at;
@@ -170,13 +173,13 @@ void WorkflowRun::fill_totals(double& elapsed_time, std::uint64_t& total_tokens,
   for (const NodeExecution& n : state_.node_executions) {
     if (!n.finished_at && finished_at < n.started_at) {  // it will end as stopped, at finished_at
       throw InvalidArgument(where(command, state_.run_id) + ": finished_at " +
-                            format_timestamp(finished_at) + " is before node execution '" + n.id +
-                            "' started at " + format_timestamp(n.started_at));
+                            format_timestamp(finished_at) + " is before node execution '" +
+                            printable(n.id) + "' started at " + format_timestamp(n.started_at));
     }
     if (n.finished_at && finished_at < *n.finished_at) {
       throw InvalidArgument(where(command, state_.run_id) + ": finished_at " +
-                            format_timestamp(finished_at) + " is before node execution '" + n.id +
-                            "' finished at " + format_timestamp(*n.finished_at));
+                            format_timestamp(finished_at) + " is before node execution '" +
+                            printable(n.id) + "' finished at " + format_timestamp(*n.finished_at));
     }
   }
   require_duration(elapsed_time, where(command, state_.run_id));
@@ -197,7 +200,7 @@ void WorkflowRun::start_node(NodeStarted started, EventMetadata metadata) {
   require_field(started.node_type, "node_type", context);
   require_json(started.inputs, "inputs", context);
   if (find_node_execution(started.node_execution_id) != nullptr) {
-    throw InvalidArgument(context + ": node execution '" + started.node_execution_id +
+    throw InvalidArgument(context + ": node execution '" + printable(started.node_execution_id) +
                           "' already started");
   }
   if (started.index == 0) {
@@ -218,7 +221,7 @@ void WorkflowRun::finish_node_times(const NodeExecution& n, Timestamp& finished_
                                     std::string_view command) const {
   finished_at = or_now(finished_at, fallback);
   if (finished_at < n.started_at) {
-    throw InvalidArgument(where(command, state_.run_id) + ": node execution '" + n.id +
+    throw InvalidArgument(where(command, state_.run_id) + ": node execution '" + printable(n.id) +
                           "' finished_at " + format_timestamp(finished_at) +
                           " is before it started at " + format_timestamp(n.started_at));
   }
@@ -254,8 +257,8 @@ void WorkflowRun::succeed(RunSucceeded succeeded, EventMetadata metadata) {
   require_json(succeeded.outputs, "outputs", where(kCommand, state_.run_id));
   for (const NodeExecution& n : state_.node_executions) {
     if (n.status == NodeStatus::running) {
-      throw InvalidArgument(where(kCommand, state_.run_id) + ": node execution '" + n.id +
-                            "' is still running");
+      throw InvalidArgument(where(kCommand, state_.run_id) + ": node execution '" +
+                            printable(n.id) + "' is still running");
     }
   }
   succeeded.finished_at = or_now(succeeded.finished_at, metadata.occurred_at);

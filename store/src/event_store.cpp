@@ -85,21 +85,24 @@ void validate_batch(const std::vector<StreamAppend>& batch) {
       require_utf8(e.metadata.correlation_id, "metadata correlation_id", which);
       require_utf8(e.metadata.causation_id, "metadata causation_id", which);
       if (e.schema_version == 0) {
-        throw InvalidArgument(which + " (" + e.type +
+        throw InvalidArgument(which + " (" + printable(e.type, kMaxTypeBytes) +
                               ") has schema version 0: versions start at 1");
       }
       if (e.payload_format != PayloadFormat::json && e.payload_format != PayloadFormat::binary) {
-        throw InvalidArgument(which + " (" + e.type + ") has an unknown payload format " +
+        throw InvalidArgument(which + " (" + printable(e.type, kMaxTypeBytes) +
+                              ") has an unknown payload format " +
                               std::to_string(static_cast<int>(e.payload_format)));
       }
       if (e.payload.size() > kMaxPayloadBytes) {
-        throw InvalidArgument(which + " (" + e.type + ") has a payload of " +
-                              std::to_string(e.payload.size()) + " bytes, more than the " +
-                              std::to_string(kMaxPayloadBytes) + " allowed");
+        throw InvalidArgument(which + " (" + printable(e.type, kMaxTypeBytes) +
+                              ") has a payload of " + std::to_string(e.payload.size()) +
+                              " bytes, more than the " + std::to_string(kMaxPayloadBytes) +
+                              " allowed");
       }
       if (e.payload_format == PayloadFormat::json && !is_json_document(e.payload)) {
-        throw InvalidArgument(which + " (" + e.type + ") is marked json but its payload '" +
-                              printable(e.payload) + "' is not a JSON document");
+        throw InvalidArgument(which + " (" + printable(e.type, kMaxTypeBytes) +
+                              ") is marked json but its payload '" + printable(e.payload) +
+                              "' is not a JSON document");
       }
     }
   }
@@ -114,7 +117,7 @@ void check_expected(std::string_view stream_id, const ExpectedVersion& expected,
 }
 
 void throw_duplicate_event_id(std::string_view stream_id, const boost::uuids::uuid& event_id) {
-  throw InvalidArgument("append to " + std::string(stream_id) + ": event id " +
+  throw InvalidArgument("append to " + printable(stream_id, 1024) + ": event id " +
                         to_string(event_id) + " is already in the store");
 }
 

@@ -13,6 +13,7 @@
 #include <span>
 #include <vector>
 
+#include "annals/events/printable.hpp"
 #include "annals/store/hash_chain.hpp"
 #include "store_internal.hpp"
 
@@ -159,7 +160,7 @@ void reject_unknown_keys(const Json& object, std::span<const char* const> known,
     // Not a structured binding: clang 14 cannot capture one in the lambda.
     const std::string& key = item.key();
     if (std::none_of(known.begin(), known.end(), [&](const char* k) { return key == k; })) {
-      throw InvalidArgument(std::string("unexpected key '") + where + key + "'");
+      throw InvalidArgument(std::string("unexpected key '") + where + printable(key) + "'");
     }
   }
 }
@@ -208,8 +209,8 @@ Json parse_strict(std::string_view line) {
       std::vector<std::string>& seen = depth == 1 ? seen_top : seen_metadata;
       const std::string& key = parsed.get_ref<const std::string&>();
       if (std::find(seen.begin(), seen.end(), key) != seen.end()) {
-        throw InvalidArgument("key '" + std::string(depth == 2 ? "metadata." : "") + key +
-                              "' appears twice");
+        throw InvalidArgument("key '" + std::string(depth == 2 ? "metadata." : "") +
+                              printable(key) + "' appears twice");
       }
       seen.push_back(key);
       if (depth == 1) last_top_key = key;
@@ -237,7 +238,7 @@ EventHash parse_hash(const std::string& text) {
     hash[i] = static_cast<std::uint8_t>((hi << 4) | lo);
   }
   if (!ok) {
-    throw InvalidArgument("'hash' is \"" + text.substr(0, 80) +
+    throw InvalidArgument("'hash' is \"" + printable(text) +
                           "\": expected 64 lowercase hex digits");
   }
   return hash;
@@ -336,7 +337,7 @@ void import_event(SqlSession& sql, RecordedEvent e, const LineRef& where,
           .front()
           .integer(0);
   if (e.version != static_cast<std::uint64_t>(current) + 1) {
-    throw InvalidArgument(where.prefix() + "stream " + e.stream_id + " version " +
+    throw InvalidArgument(where.prefix() + "stream " + printable(e.stream_id, 1024) + " version " +
                           std::to_string(e.version) + ", expected " + std::to_string(current + 1) +
                           " (versions start at 1 and have no gaps)");
   }
@@ -357,7 +358,8 @@ void import_event(SqlSession& sql, RecordedEvent e, const LineRef& where,
   const EventHash computed = chain_hash(previous, e);
   if (computed != e.hash) {
     throw IntegrityError(where.prefix() + "the event at position " + std::to_string(e.position) +
-                             " (stream " + e.stream_id + ", version " + std::to_string(e.version) +
+                             " (stream " + printable(e.stream_id, 1024) + ", version " +
+                             std::to_string(e.version) +
                              ") does not continue the hash chain: " + "the line says " +
                              to_hex(e.hash) + ", the chain gives " + to_hex(computed),
                          e.position);
@@ -420,7 +422,7 @@ RecordedEvent parse_export_line(std::string_view line) {
   const std::string& event_id = text_member(json, "event_id");
   e.event_id = parse_uuid(event_id);
   if (to_string(e.event_id) != event_id) {
-    throw InvalidArgument("'event_id' is \"" + event_id +
+    throw InvalidArgument("'event_id' is \"" + printable(event_id) +
                           "\": expected the canonical lowercase form of a UUID");
   }
   e.type = text_member(json, "type");

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <memory>
 
+#include "annals/events/printable.hpp"
 #include "annals/store/purge.hpp"
 #include "annals/store/sql_event_store.hpp"
 #include "store_internal.hpp"
@@ -173,7 +174,7 @@ LogVerification verify_log(const EventStore& store, std::size_t page_size) {
       const EventHash computed = chain_hash(v.head_hash, e);
       if (computed != e.hash) {
         throw IntegrityError("verify: the event at position " + std::to_string(e.position) +
-                                 " (stream " + e.stream_id + ", version " +
+                                 " (stream " + printable(e.stream_id, 1024) + ", version " +
                                  std::to_string(e.version) +
                                  ") does not match its hash: it was changed, inserted or moved "
                                  "(stored " +

@@ -19,6 +19,7 @@
 #include <set>
 #include <sstream>
 
+#include "annals/events/printable.hpp"
 #include "annals/store/export.hpp"
 #include "annals/store/hash_chain.hpp"
 #include "store_internal.hpp"
@@ -421,7 +422,7 @@ void remove_runs(SqlSession& sql, const PurgeOptions& options, PurgeResult& r, c
              hash_from(rows[k].text(1), position, "annals_events") == by_stream[i][k]->hash;
     }
     if (!same) {
-      throw ConcurrencyError("purge: stream " + s.streams[i] + " changed (" +
+      throw ConcurrencyError("purge: stream " + printable(s.streams[i], 1024) + " changed (" +
                              std::to_string(rows.size()) + " events now, " +
                              std::to_string(by_stream[i].size()) +
                              " archived) since the archive was written; nothing was removed, "

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "annals/events/printable.hpp"
 #include "store_internal.hpp"
 
 namespace annals {
@@ -143,7 +144,7 @@ class SqlSnapshotStore final : public SnapshotStore {
   // A row whose columns do not hold what save() writes is as damaged as one whose checksum
   // fails: both are IntegrityError, never a partly-filled Snapshot.
   static Snapshot from_row(std::string_view stream_id, const SqlRow& row) {
-    const std::string context = "snapshot of " + std::string(stream_id);
+    const std::string context = "snapshot of " + printable(stream_id, 1024);
     Snapshot s;
     s.stream_id = std::string(stream_id);
     try {

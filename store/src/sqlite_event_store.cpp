@@ -16,6 +16,7 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <array>
@@ -32,6 +33,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "annals/events/printable.hpp"
 #include "annals/store/hash_chain.hpp"
 #include "store_internal.hpp"
 
@@ -92,9 +94,12 @@ std::int64_t sql_from(std::uint64_t from) {
 }
 
 // The one place SQLite's errors become annals errors. `reader`: the error is a read
-// connection's, which is read-only by design.
+// connection's, which is read-only by design. `writer`: the writer connection the error came
+// from, asked whether its database file or only its -wal/-shm file is read-only; `refused` is
+// set when the writer was refused a write (SQLITE_READONLY), so that the store replaces it.
 [[noreturn]] void throw_store_error(const std::string& context, const SQLite::Exception& e,
-                                    bool reader = false) {
+                                    bool reader = false, sqlite3* writer = nullptr,
+                                    bool* refused = nullptr) {
   const int code = e.getErrorCode();
   std::string message = context + ": " + e.what() + " (SQLite error " +
                         std::to_string(e.getExtendedErrorCode()) + ")";
@@ -106,12 +111,32 @@ std::int64_t sql_from(std::uint64_t from) {
     throw StoreError(message + "; a read transaction cannot write: use a write transaction",
                      false);
   }
-  if (e.getExtendedErrorCode() == SQLITE_READONLY) {
-    // Transient: the store object opens a new writer once the file is writable again.
+  if (code == SQLITE_READONLY) {
+    if (refused != nullptr) *refused = true;  // the next write opens a new writer connection
+    if (e.getExtendedErrorCode() == SQLITE_READONLY_DBMOVED) {
+      throw StoreError(message +
+                           "; the database file was moved, deleted or replaced while the store "
+                           "was open: nothing was written; reopen the store",
+                       false);
+    }
+    if (writer == nullptr || sqlite3_db_readonly(writer, "main") == 1) {
+      // Transient: the store object opens a new writer once the file is writable again.
+      throw StoreError(message +
+                       "; the database file is read-only for this process (its permissions "
+                       "or a read-only mount): nothing was written; the store writes again "
+                       "once the file is writable");
+    }
+    // The database file is writable, its -wal or -shm file is not (another user, such as root,
+    // created them). A new writer connection helps once the -wal is writable; a read-only -shm
+    // is shared by every connection of this process to the file until the last one closes, so
+    // retrying alone does not help: not transient.
     throw StoreError(message +
-                         "; the database file is read-only for this process (its permissions or "
-                         "a read-only mount): nothing was written; the store writes again once "
-                         "the file is writable");
+                         "; the database file is writable but its -wal or -shm file is not "
+                         "writable by this process (another user, such as root, may have "
+                         "created it): nothing was written; make both files writable by this "
+                         "process (the next write opens a new writer connection) or reopen "
+                         "the store",
+                     false);
   }
   const bool transient = code == SQLITE_IOERR || code == SQLITE_FULL || code == SQLITE_NOMEM ||
                          code == SQLITE_CANTOPEN || code == SQLITE_PROTOCOL ||
@@ -244,14 +269,15 @@ class SqliteCursor final : public SqlCursor {
 // SqlSession on one SQLite connection, with its prepared statements cached by SQL text.
 class SqliteSession final : public SqlSession {
  public:
-  SqliteSession(SQLite::Database& db, const std::string& context, bool reader)
-      : db_(db), context_(context), reader_(reader) {}
+  SqliteSession(SQLite::Database& db, const std::string& context, bool reader,
+                bool* refused = nullptr)
+      : db_(db), context_(context), reader_(reader), refused_(refused) {}
 
   void execute_script(std::string_view sql) override {
     try {
       db_.exec(std::string(sql));
     } catch (const SQLite::Exception& e) {
-      throw_store_error(context_ + ": " + sql_excerpt(sql), e, reader_);
+      fail(context_ + ": " + sql_excerpt(sql), e);
     }
   }
 
@@ -269,7 +295,7 @@ class SqliteSession final : public SqlSession {
       }
       return static_cast<std::size_t>(db_.getChanges());
     } catch (const SQLite::Exception& e) {
-      throw_store_error(context_ + ": " + sql_excerpt(sql), e, reader_);
+      fail(context_ + ": " + sql_excerpt(sql), e);
     }
   }
 
@@ -282,7 +308,7 @@ class SqliteSession final : public SqlSession {
       while (use->executeStep()) read_values(*use, rows.emplace_back());
       return rows;
     } catch (const SQLite::Exception& e) {
-      throw_store_error(context_ + ": " + sql_excerpt(sql), e, reader_);
+      fail(context_ + ": " + sql_excerpt(sql), e);
     }
   }
 
@@ -295,7 +321,7 @@ class SqliteSession final : public SqlSession {
       return std::make_unique<SqliteCursor>(std::move(p), context_ + ": " + sql_excerpt(sql),
                                             reader_);
     } catch (const SQLite::Exception& e) {
-      throw_store_error(context_ + ": " + sql_excerpt(sql), e, reader_);
+      fail(context_ + ": " + sql_excerpt(sql), e);
     }
   }
 
@@ -309,9 +335,14 @@ class SqliteSession final : public SqlSession {
     return *cache_.emplace(std::string(sql), std::move(p)).first->second;
   }
 
+  [[noreturn]] void fail(const std::string& context, const SQLite::Exception& e) {
+    throw_store_error(context, e, reader_, reader_ ? nullptr : db_.getHandle(), refused_);
+  }
+
   SQLite::Database& db_;
   std::string context_;
   bool reader_;
+  bool* refused_;  // the store's flag, for its writer's session
   std::unordered_map<std::string, std::unique_ptr<Prepared>> cache_;
 };
 
@@ -320,13 +351,62 @@ SQLite::Database open_connection(const std::string& path, int flags, const Store
                           static_cast<int>(options.busy_timeout.count()), options.vfs);
 }
 
+// Whether the file on `db` is an annals store of a version this build understands (false), or
+// empty (true: it needs the schema). Anything else throws a non-transient StoreError naming it.
+bool inspect(SQLite::Database& db, const std::string& context) {
+  const int app_id = db.execAndGet("PRAGMA application_id").getInt();
+  const int user_version = db.execAndGet("PRAGMA user_version").getInt();
+  const int objects = db.execAndGet("SELECT count(*) FROM sqlite_schema").getInt();
+  if (app_id == kApplicationId) {
+    if (user_version > kSchemaVersion) {
+      throw StoreError(context + ": the store has schema version " + std::to_string(user_version) +
+                           ", newer than this build of annals supports (" +
+                           std::to_string(kSchemaVersion) + "); upgrade annals to open it",
+                       false);
+    }
+    if (user_version < 1) {
+      throw StoreError(context + ": the store's schema version is " + std::to_string(user_version) +
+                           ", expected 1 to " + std::to_string(kSchemaVersion),
+                       false);
+    }
+    return false;  // ours and current
+  }
+  if (app_id != 0 || objects != 0) {
+    char hex[16];
+    std::snprintf(hex, sizeof hex, "0x%08x", static_cast<unsigned>(app_id));
+    throw StoreError(context +
+                         ": the file is an SQLite database but not an annals store "
+                         "(application_id " +
+                         std::string(hex) + ", " + std::to_string(objects) +
+                         " schema objects); refusing to touch it",
+                     false);
+  }
+  return true;  // empty: needs the schema
+}
+
+void require_wal(SQLite::Database& db, const std::string& context) {
+  const std::string mode = db.execAndGet("PRAGMA journal_mode=WAL").getString();
+  if (mode != "wal") {
+    throw StoreError(
+        context + ": could not switch the database to WAL mode (journal mode is " + mode + ")",
+        false);
+  }
+}
+
+// The identity (device, inode) of the file at `path`, or nullopt if it cannot be stat'ed.
+std::optional<std::pair<dev_t, ino_t>> file_identity(const std::string& path) {
+  struct stat st {};
+  if (path.empty() || ::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return std::pair<dev_t, ino_t>(st.st_dev, st.st_ino);
+}
+
 // Opens the writer connection and makes sure the file is an annals store of a version this
 // build understands, creating the schema in an empty file. A file that is not ours is left
 // exactly as it was.
 SQLite::Database open_writer(const std::string& path, bool in_memory, const StoreOptions& options,
                              const std::string& context) {
   if (!options.vfs.empty() && sqlite3_vfs_find(options.vfs.c_str()) == nullptr) {
-    throw InvalidArgument(context + ": no SQLite VFS named '" + options.vfs +
+    throw InvalidArgument(context + ": no SQLite VFS named '" + printable(options.vfs) +
                           "' is registered (StoreOptions::vfs / vfs=)");
   }
   if (!in_memory) {
@@ -335,55 +415,25 @@ SQLite::Database open_writer(const std::string& path, bool in_memory, const Stor
         fs_path.has_parent_path() ? fs_path.parent_path() : std::filesystem::path(".");
     std::error_code ec;
     if (!std::filesystem::is_directory(parent, ec)) {
-      throw StoreError(context + ": directory '" + parent.string() + "' does not exist", false);
+      throw StoreError(
+          context + ": directory '" + printable(parent.string(), 1024) + "' does not exist", false);
     }
     if (std::filesystem::is_directory(fs_path, ec)) {
-      throw StoreError(context + ": '" + path + "' is a directory, expected a database file",
-                       false);
+      throw StoreError(
+          context + ": '" + printable(path, 1024) + "' is a directory, expected a database file",
+          false);
     }
   }
 
   SQLite::Database db = open_connection(in_memory ? ":memory:" : path,
                                         SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, options);
-  auto inspect = [&db, &context] {
-    const int app_id = db.execAndGet("PRAGMA application_id").getInt();
-    const int user_version = db.execAndGet("PRAGMA user_version").getInt();
-    const int objects = db.execAndGet("SELECT count(*) FROM sqlite_schema").getInt();
-    if (app_id == kApplicationId) {
-      if (user_version > kSchemaVersion) {
-        throw StoreError(context + ": the store has schema version " +
-                             std::to_string(user_version) +
-                             ", newer than this build of annals supports (" +
-                             std::to_string(kSchemaVersion) + "); upgrade annals to open it",
-                         false);
-      }
-      if (user_version < 1) {
-        throw StoreError(context + ": the store's schema version is " +
-                             std::to_string(user_version) + ", expected 1 to " +
-                             std::to_string(kSchemaVersion),
-                         false);
-      }
-      return false;  // ours and current
-    }
-    if (app_id != 0 || objects != 0) {
-      char hex[16];
-      std::snprintf(hex, sizeof hex, "0x%08x", static_cast<unsigned>(app_id));
-      throw StoreError(context +
-                           ": the file is an SQLite database but not an annals store "
-                           "(application_id " +
-                           std::string(hex) + ", " + std::to_string(objects) +
-                           " schema objects); refusing to touch it",
-                       false);
-    }
-    return true;  // empty: needs the schema
-  };
-
   try {
-    if (inspect()) {
+    if (inspect(db, context)) {
       // Only an empty file reaches here: switching it to WAL changes nothing of anyone's.
       if (!in_memory) db.exec("PRAGMA journal_mode=WAL");
       SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
-      if (inspect()) {  // another process may have created it while we waited for the lock
+      // Another process may have created it while we waited for the lock.
+      if (inspect(db, context)) {
         db.exec(kSchema);
         db.exec("PRAGMA application_id=" + std::to_string(kApplicationId));
         db.exec("PRAGMA user_version=" + std::to_string(kSchemaVersion));
@@ -391,12 +441,7 @@ SQLite::Database open_writer(const std::string& path, bool in_memory, const Stor
       tx.commit();
     }
     if (!in_memory) {
-      const std::string mode = db.execAndGet("PRAGMA journal_mode=WAL").getString();
-      if (mode != "wal") {
-        throw StoreError(
-            context + ": could not switch the database to WAL mode (journal mode is " + mode + ")",
-            false);
-      }
+      require_wal(db, context);
       db.exec(options.synchronous == Synchronous::full ? "PRAGMA synchronous=FULL"
                                                        : "PRAGMA synchronous=NORMAL");
     }
@@ -412,7 +457,8 @@ SQLite::Database open_writer(const std::string& path, bool in_memory, const Stor
 
 // One connection with the statements the store's own reads use.
 struct Connection {
-  Connection(SQLite::Database database, const std::string& context, bool reader = false)
+  Connection(SQLite::Database database, const std::string& context, bool reader = false,
+             bool* refused = nullptr)
       : db(std::move(database)),
         read_stream(db, std::string("SELECT ") + kEventColumns +
                             " FROM annals_events WHERE stream_id = ?1 AND version >= ?2"
@@ -421,7 +467,7 @@ struct Connection {
                          " FROM annals_events WHERE position >= ?1 ORDER BY position LIMIT ?2"),
         head(db, "SELECT coalesce(max(position), 0) FROM annals_events"),
         stream_version(db, "SELECT max(version) FROM annals_events WHERE stream_id = ?1"),
-        session(db, context, reader) {}
+        session(db, context, reader, refused) {}
 
   SQLite::Database db;  // declared first: destroyed after its statements
   SQLite::Statement read_stream, read_all, head, stream_version;
@@ -433,12 +479,14 @@ class SqliteEventStore final : public SqlEventStore {
   SqliteEventStore(const std::string& path, const StoreOptions& options)
       : path_(path),
         in_memory_(path.empty()),
-        context_(in_memory_ ? "memory:" : "sqlite:" + path),
+        context_(in_memory_ ? "memory:" : "sqlite:" + printable(path, 1024)),
         options_(options),
-        writer_(std::make_unique<Connection>(
-            open_writer(path, in_memory_, options, "open " + context_), context_)),
+        writer_(
+            std::make_unique<Connection>(open_writer(path, in_memory_, options, "open " + context_),
+                                         context_, false, &writer_refused_)),
         insert_(make_insert(*writer_)),
-        last_(make_last(*writer_)) {}
+        last_(make_last(*writer_)),
+        file_id_(file_identity(path_)) {}
 
   AppendResult append(std::string_view stream_id, ExpectedVersion expected,
                       std::vector<NewEvent> events) override {
@@ -447,7 +495,7 @@ class SqliteEventStore final : public SqlEventStore {
 
   AppendResult append(std::vector<StreamAppend> batch) override {
     validate_batch(batch);
-    refuse_reentry("append to " + batch.front().stream_id);
+    refuse_reentry("append to " + printable(batch.front().stream_id, 1024));
     for (StreamAppend& part : batch) {
       for (NewEvent& e : part.events) {
         if (e.event_id.is_nil()) e.event_id = new_event_id();
@@ -482,10 +530,11 @@ class SqliteEventStore final : public SqlEventStore {
   std::vector<RecordedEvent> read_stream(std::string_view stream_id, std::uint64_t from_version,
                                          std::size_t max_count) const override {
     validate_stream_id(stream_id, "read_stream");
-    validate_from(from_version, "from_version", "read_stream " + std::string(stream_id));
+    const std::string what = "read_stream " + printable(stream_id, 1024);
+    validate_from(from_version, "from_version", what);
     std::vector<RecordedEvent> out;
     if (max_count == 0) return out;
-    with_connection("read_stream " + std::string(stream_id), [&](Connection& c) {
+    with_connection(what, [&](Connection& c) {
       StatementUse q(c.read_stream);
       q->bind(1, std::string(stream_id));
       q->bind(2, sql_from(from_version));
@@ -522,7 +571,7 @@ class SqliteEventStore final : public SqlEventStore {
   std::optional<std::uint64_t> stream_version(std::string_view stream_id) const override {
     validate_stream_id(stream_id, "stream_version");
     std::optional<std::uint64_t> version;
-    with_connection("stream_version " + std::string(stream_id), [&](Connection& c) {
+    with_connection("stream_version " + printable(stream_id, 1024), [&](Connection& c) {
       StatementUse q(c.stream_version);
       q->bind(1, std::string(stream_id));
       q->executeStep();
@@ -537,8 +586,9 @@ class SqliteEventStore final : public SqlEventStore {
     refuse_reentry("write transaction");
     std::lock_guard lock(write_mutex_);
     WriterThread writer(writer_thread_);
-    reopen_writer_if_read_only();
-    run_transaction(*writer_, SQLite::TransactionBehavior::IMMEDIATE, "write transaction", fn);
+    reopen_writer_if_refused();
+    run_transaction(*writer_, SQLite::TransactionBehavior::IMMEDIATE, "write transaction", fn,
+                    &writer_refused_);
   }
 
   void read_transaction(const std::function<void(SqlSession&)>& fn) const override {
@@ -645,25 +695,60 @@ class SqliteEventStore final : public SqlEventStore {
   }
 
   // REQUIRES: write_mutex_ held, no transaction open on the writer.
-  // SQLite opens a file this process may not write (permissions, a read-only mount) read-only
-  // and never reopens it, so once the file is writable again only a new connection can write:
-  // the store object then recovers without being reopened. While the file stays read-only the
-  // old writer is kept and the write fails with SQLITE_READONLY's message.
-  void reopen_writer_if_read_only() noexcept {
-    if (in_memory_ || sqlite3_db_readonly(writer_->db.getHandle(), "main") != 1) return;
+  // SQLite opens a file this process may not write (permissions, a read-only mount; or only its
+  // -wal, created by another user) read-only and never reopens it, so once the file is
+  // writable again only a new connection can write: when the writer is read-only or its last
+  // write was refused (SQLITE_READONLY), a new one is opened before the write, and the store
+  // object recovers without being reopened. While the file stays read-only the old writer is
+  // kept and the write fails with SQLITE_READONLY's message. The new connection must be on the
+  // same file (device and inode) as the store opened, and pass open's checks (an annals store
+  // of a schema version this build writes, in WAL mode): otherwise nothing is swapped and this
+  // throws a non-transient StoreError, for the store must be reopened.
+  void reopen_writer_if_refused() {
+    if (in_memory_ ||
+        (!writer_refused_ && sqlite3_db_readonly(writer_->db.getHandle(), "main") != 1)) {
+      return;
+    }
+    std::optional<SQLite::Database> db;
     try {
-      auto fresh = std::make_unique<Connection>(
-          open_connection(path_, SQLite::OPEN_READWRITE, options_), context_);
-      if (sqlite3_db_readonly(fresh->db.getHandle(), "main") == 1) return;
-      fresh->db.exec(options_.synchronous == Synchronous::full ? "PRAGMA synchronous=FULL"
-                                                               : "PRAGMA synchronous=NORMAL");
+      db.emplace(open_connection(path_, SQLite::OPEN_READWRITE, options_));
+      if (sqlite3_db_readonly(db->getHandle(), "main") == 1) return;
+    } catch (...) {  // keep the refused writer: the write says why it cannot be done
+      return;
+    }
+    // Stat'ed after the open: a file swapped in before it is seen (one swapped in after it
+    // fails the write rather than writing elsewhere).
+    const auto now = file_identity(path_);
+    if (file_id_ && now != file_id_) {
+      throw StoreError("write to " + context_ + ": the file at '" + printable(path_, 1024) +
+                           "' was replaced (or removed) since the store opened it: nothing was "
+                           "written; reopen the store",
+                       false);
+    }
+    const std::string context = "write to " + context_ + ": reopening the writer";
+    try {
+      if (inspect(*db, context)) {
+        throw StoreError(context +
+                             ": the file is now an empty database, not the store: "
+                             "nothing was written; reopen the store",
+                         false);
+      }
+      require_wal(*db, context);
+    } catch (const SQLite::Exception&) {  // busy, I/O: the write will say
+      return;
+    }
+    try {
+      db->exec(options_.synchronous == Synchronous::full ? "PRAGMA synchronous=FULL"
+                                                         : "PRAGMA synchronous=NORMAL");
+      auto fresh = std::make_unique<Connection>(std::move(*db), context_, false, &writer_refused_);
       auto insert = make_insert(*fresh);
       auto last = make_last(*fresh);
       // The old statements go before their connection.
       insert_ = std::move(insert);
       last_ = std::move(last);
       writer_ = std::move(fresh);
-    } catch (...) {  // keep the read-only writer: the write says why it cannot be done
+      writer_refused_ = false;
+    } catch (...) {  // keep the old writer: the write says why it cannot be done
     }
   }
 
@@ -685,10 +770,11 @@ class SqliteEventStore final : public SqlEventStore {
                                     " other appends in one transaction)";
         for (Request* r : group) {
           r->hooks = hooks;
-          r->where = "append to " + r->batch->front().stream_id + " in " + context_ + grouped;
+          r->where = "append to " + printable(r->batch->front().stream_id, 1024) + " in " +
+                     context_ + grouped;
           r->commit_where = r->where + ": commit";
         }
-        reopen_writer_if_read_only();
+        reopen_writer_if_refused();
         stats_groups_.fetch_add(1, std::memory_order_relaxed);
         stats_requests_.fetch_add(group.size(), std::memory_order_relaxed);
         std::uint64_t seen = stats_max_group_.load(std::memory_order_relaxed);
@@ -949,16 +1035,17 @@ class SqliteEventStore final : public SqlEventStore {
           throw_duplicate_event_id(*current_stream, current_event->event_id);
         }
         // (stream_id, version) can only clash if another writer bypassed the lock.
-        throw ConcurrencyError("append to " + *current_stream +
+        throw ConcurrencyError("append to " + printable(*current_stream, 1024) +
                                ": another writer appended the same version (" + e.what() + ")");
       }
-      throw_store_error("append to " + *current_stream + " in " + context_, e);
+      throw_store_error("append to " + printable(*current_stream, 1024) + " in " + context_, e,
+                        false, writer_->db.getHandle(), &writer_refused_);
     }
   }
 
   std::exception_ptr translated(const std::string& context, const SQLite::Exception& e) noexcept {
     try {
-      throw_store_error(context, e);
+      throw_store_error(context, e, false, writer_->db.getHandle(), &writer_refused_);
     } catch (...) {
       return std::current_exception();
     }
@@ -1019,19 +1106,22 @@ class SqliteEventStore final : public SqlEventStore {
     ins->exec();
   }
 
+  // `refused`: the writer's flag, for a write transaction.
   void run_transaction(Connection& c, SQLite::TransactionBehavior behavior, const char* what,
-                       const std::function<void(SqlSession&)>& fn) const {
+                       const std::function<void(SqlSession&)>& fn, bool* refused = nullptr) const {
+    sqlite3* writer = refused != nullptr ? c.db.getHandle() : nullptr;
     std::optional<SQLite::Transaction> tx;
     try {
       tx.emplace(c.db, behavior);
     } catch (const SQLite::Exception& e) {
-      throw_store_error(std::string(what) + " in " + context_, e);
+      throw_store_error(std::string(what) + " in " + context_, e, false, writer, refused);
     }
     fn(c.session);
     try {
       tx->commit();
     } catch (const SQLite::Exception& e) {
-      throw_store_error(std::string(what) + " in " + context_ + ": commit", e);
+      throw_store_error(std::string(what) + " in " + context_ + ": commit", e, false, writer,
+                        refused);
     }
   }
 
@@ -1093,6 +1183,9 @@ class SqliteEventStore final : public SqlEventStore {
   mutable std::atomic<std::thread::id> writer_thread_{};  // the thread holding the writer, if any
   std::unique_ptr<Connection> writer_;
   std::unique_ptr<SQLite::Statement> insert_, last_;  // on writer_; replaced with it
+  bool writer_refused_ = false;  // the writer's last write failed with SQLITE_READONLY
+  // The file the store opened (device, inode), to tell it from one put at its path later.
+  const std::optional<std::pair<dev_t, ino_t>> file_id_;
   std::vector<std::shared_ptr<AppendHook>> hooks_;
 
   mutable std::mutex readers_mutex_;

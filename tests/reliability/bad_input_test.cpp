@@ -41,6 +41,10 @@ const std::string kNul("r-\0-1", 5);
 const std::string kNulShown = "r-\\x00-1";
 const std::string kBadUtf8 = "r-\xff\xfe-1";
 const std::string kBadUtf8Shown = "r-\\xff\\xfe-1";
+// A legal stream id (UTF-8, no NUL) that would forge a log line if printed raw: newline, an
+// erase-line escape, carriage return, C1 CSI and a right-to-left override.
+const std::string kForged = "s\n\x1b[2K\rFORGED \xc2\x9b\xe2\x80\xae";
+const std::string kForgedShown = "s\\x0a\\x1b[2K\\x0dFORGED \\xc2\\x9b\\xe2\\x80\\xae";
 
 Timestamp at(std::int64_t seconds) {
   return from_micros(1'700'000'000'000'000 + seconds * 1'000'000LL);
@@ -183,6 +187,17 @@ void check_message_is_safe(const std::string& message) {
   CHECK(detail::valid_utf8(message));
   CHECK(std::none_of(message.begin(), message.end(),
                      [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }));
+  // Nor C1 controls (C2 80..9F), line/paragraph separators or bidi overrides and isolates.
+  for (std::size_t i = 0; i + 1 < message.size(); ++i) {
+    const auto b0 = static_cast<unsigned char>(message[i]);
+    const auto b1 = static_cast<unsigned char>(message[i + 1]);
+    CHECK_FALSE((b0 == 0xc2 && b1 >= 0x80 && b1 <= 0x9f));
+    if (b0 == 0xe2 && i + 2 < message.size()) {
+      const auto b2 = static_cast<unsigned char>(message[i + 2]);
+      CHECK_FALSE(
+          ((b1 == 0x80 && b2 >= 0xa8 && b2 <= 0xae) || (b1 == 0x81 && b2 >= 0xa6 && b2 <= 0xa9)));
+    }
+  }
 }
 
 // Appends an event of `type` with `schema_version` to a fresh stream of the store.
@@ -263,6 +278,21 @@ std::vector<Case> cases() {
                  e.event_id = w.store->read_all(1, 1).front().event_id;
                  (void)w.store->append("s-dup", ExpectedVersion::any(), {e});
                }});
+  t.push_back({"append: an event id already in the store, to a stream id with control bytes",
+               O::invalid_argument, "append to " + kForgedShown + ": event id", [](World& w) {
+                 NewEvent e = json_event();
+                 e.event_id = w.store->read_all(1, 1).front().event_id;
+                 (void)w.store->append(kForged, ExpectedVersion::any(), {e});
+               }});
+  t.push_back({"append: schema version 0 of a type with control bytes", O::invalid_argument,
+               "(T\\x0a\\x1b[31m\\xc2\\x85) has schema version 0",
+               [](World& w) { append_raw(*w.store, "s-1", "T\n\x1b[31m\xc2\x85", 0, "{}"); }});
+  t.push_back({"append: unknown payload format, of a type with control bytes", O::invalid_argument,
+               "(T\\x0d\\xe2\\x81\\xa6) has an unknown payload format", [](World& w) {
+                 NewEvent e = json_event("T\r\xe2\x81\xa6");
+                 e.payload_format = static_cast<PayloadFormat>(7);
+                 (void)w.store->append("s-1", ExpectedVersion::any(), {e});
+               }});
   t.push_back({"append: SQL metacharacters are stored verbatim", O::ok, "",
                [](World& w) {
                  NewEvent e = json_event(kSql, R"({"sql":"'; DROP TABLE annals_events; --"})");
@@ -287,6 +317,15 @@ std::vector<Case> cases() {
                [](World& w) { (void)w.store->read_stream(kNul); }});
   t.push_back({"read_stream: from_version 0", O::invalid_argument, "from_version 0",
                [](World& w) { (void)w.store->read_stream("WorkflowRun-r-1", 0); }});
+  t.push_back({"read_stream: from_version 0 of a stream id with control bytes", O::invalid_argument,
+               "read_stream " + kForgedShown + ": from_version 0",
+               [](World& w) { (void)w.store->read_stream(kForged, 0); }});
+  t.push_back({"open: a VFS name with control bytes", O::invalid_argument,
+               "no SQLite VFS named 'v\\x0a\\x1b[2K\\xe2\\x80\\xae'", [](World& w) {
+                 StoreOptions options;
+                 options.vfs = "v\n\x1b[2K\xe2\x80\xae";
+                 (void)open_event_store("sqlite:" + w.dir.file("other.db"), options);
+               }});
   t.push_back(
       {"read_stream: unknown id made of SQL metacharacters is just empty", O::ok, "", [](World& w) {
          CHECK(w.store->read_stream(kSql).empty());
@@ -403,6 +442,17 @@ std::vector<Case> cases() {
                                               .triggered_from = "debugging",
                                               .inputs = "{oops"});
        }});
+  t.push_back({"WorkflowRun::create: a run id with control bytes and inputs that are not JSON",
+               O::invalid_argument,
+               "create on WorkflowRun-" + kForgedShown + ": inputs '{\\x1b[2K\\xc2\\x9b'",
+               [](World&) {
+                 (void)WorkflowRun::create(RunCreated{.run_id = kForged,
+                                                      .tenant_id = "t-1",
+                                                      .app_id = "a",
+                                                      .workflow_id = "w",
+                                                      .triggered_from = "debugging",
+                                                      .inputs = "{\x1b[2K\xc2\x9b"});
+               }});
   t.push_back(
       {"WorkflowRun::start_node: started before the run was created", O::invalid_argument,
        "started_at 2023-11-14", [](World& w) {
@@ -736,4 +786,25 @@ TEST_CASE(
       }
     }
   }
+}
+
+TEST_CASE("printable escapes C1 controls, line separators and bidi controls, keeps other text",
+          "[reliability][bad-input]") {
+  // Kept: text, including non-ASCII letters and the code points next to the escaped ranges.
+  CHECK(printable("caf\xc3\xa9 \xc2\xa0 \xe2\x80\xa7 \xe2\x80\xaf \xe2\x81\xa5 \xe2\x81\xaa") ==
+        "caf\xc3\xa9 \xc2\xa0 \xe2\x80\xa7 \xe2\x80\xaf \xe2\x81\xa5 \xe2\x81\xaa");
+  // C1 controls U+0080..U+009F (CSI is U+009B), each byte as \xNN.
+  CHECK(printable("a\xc2\x80"
+                  "b\xc2\x9b"
+                  "c\xc2\x9f") == "a\\xc2\\x80b\\xc2\\x9bc\\xc2\\x9f");
+  // Line and paragraph separators U+2028/U+2029.
+  CHECK(printable("\xe2\x80\xa8\xe2\x80\xa9") == "\\xe2\\x80\\xa8\\xe2\\x80\\xa9");
+  // Bidi embeddings and overrides U+202A..U+202E, isolates U+2066..U+2069.
+  CHECK(printable("\xe2\x80\xaa\xe2\x80\xae") == "\\xe2\\x80\\xaa\\xe2\\x80\\xae");
+  CHECK(printable("\xe2\x81\xa6\xe2\x81\xa9") == "\\xe2\\x81\\xa6\\xe2\\x81\\xa9");
+  // The C0 controls as before, and the length cut.
+  CHECK(printable("x\n\x1b\x7f") == "x\\x0a\\x1b\\x7f");
+  CHECK(printable("\xe2\x80\xae"
+                  "abc",
+                  3) == "\\xe2\\x80\\xae... (6 bytes)");
 }

@@ -18,7 +18,10 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <string>
@@ -727,6 +730,130 @@ TEST_CASE(
       [](SqlSession& s) { s.execute_script("CREATE TABLE annals_t_x (a INTEGER)"); });
   CHECK(verify_log(*store).events == 4);
   CHECK(open_event_store(dir.sqlite_uri("events.db"))->read_stream("s").size() == 4);
+}
+
+namespace {
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+std::string bytes_of(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+}  // namespace
+
+TEST_CASE(
+    "an unwritable -wal gives a non-transient StoreError naming it, loses nothing, and the "
+    "store object writes again once the -wal is writable",
+    "[reliability][fault]") {
+  TempDir dir;
+  FaultVfs& vfs = FaultVfs::instance();
+  FaultGuard guard;
+  const std::string uri = dir.sqlite_uri("events.db", "vfs=annals_fault");
+  {
+    auto store = open_sql_event_store(uri);
+    store->append("s", ExpectedVersion::no_stream(), make_events(3));
+  }
+  // Another connection keeps the -wal in place, as a process of another user (root) would
+  // have created it; the store then opens it read-only, its database file read-write.
+  auto other = open_event_store(dir.sqlite_uri("events.db"));
+  REQUIRE(other->head_position() == 3);
+  const FileState before = file_state(dir.file("events.db"), {});
+  vfs.set_wal_read_only(true);
+  auto store = open_sql_event_store(uri);
+  CHECK(store->read_stream("s").size() == 3);  // reads work
+  auto names_the_wal = Catch::Matchers::Predicate<StoreError>([](const StoreError& e) {
+    const std::string m = e.what();
+    return contains(m, "-wal or -shm file is not writable") &&
+           !contains(m, "database file is read-only") && !e.transient();
+  });
+  for (int i = 0; i < 2; ++i) {  // the second time on a replacement writer, refused as well
+    CHECK_THROWS_MATCHES(store->append("s", ExpectedVersion::exactly(3), make_events(1)),
+                         StoreError, names_the_wal);
+  }
+  CHECK_THROWS_MATCHES(store->write_transaction([](SqlSession& s) {
+    s.execute_script("CREATE TABLE annals_t_x (a INTEGER)");
+  }),
+                       StoreError, names_the_wal);
+  CHECK(file_state(dir.file("events.db"), {}) == before);
+
+  // Writable again: the same store object writes (a new writer connection), nothing reopened.
+  vfs.set_wal_read_only(false);
+  CHECK(store->append("s", ExpectedVersion::exactly(3), make_events(1)).last_position == 4);
+  store->write_transaction(
+      [](SqlSession& s) { s.execute_script("CREATE TABLE annals_t_x (a INTEGER)"); });
+  CHECK(verify_log(*store).events == 4);
+  CHECK(other->read_stream("s").size() == 4);
+}
+
+TEST_CASE(
+    "a store whose file was replaced while it was read-only refuses to write into the new file",
+    "[reliability][fault]") {
+  TempDir dir;
+  FaultVfs& vfs = FaultVfs::instance();
+  FaultGuard guard;
+  const std::string path = dir.file("events.db");
+  {
+    auto store = open_sql_event_store(dir.sqlite_uri("events.db"));
+    store->append("s", ExpectedVersion::no_stream(), make_events(3));
+    auto other = open_sql_event_store(dir.sqlite_uri("other.db"));
+    other->append("o", ExpectedVersion::no_stream(), make_events(1));
+  }
+  vfs.set_read_only(true);
+  auto store = open_sql_event_store(dir.sqlite_uri("events.db", "vfs=annals_fault"));
+  REQUIRE(store->head_position() == 3);
+  CHECK_THROWS_AS(store->append("s", ExpectedVersion::exactly(3), make_events(1)), StoreError);
+
+  // Another annals store (say, a restored backup) is renamed over the path; then it is writable.
+  std::filesystem::rename(dir.file("other.db"), path);
+  const std::string replacement = bytes_of(path);
+  vfs.set_read_only(false);
+  auto replaced = Catch::Matchers::Predicate<StoreError>([&path](const StoreError& e) {
+    const std::string m = e.what();
+    return contains(m, "the file at '" + path + "' was replaced") &&
+           contains(m, "reopen the store") && !e.transient();
+  });
+  for (int i = 0; i < 2; ++i) {
+    CHECK_THROWS_MATCHES(store->append("s", ExpectedVersion::exactly(3), make_events(1)),
+                         StoreError, replaced);
+  }
+  CHECK_THROWS_MATCHES(store->write_transaction([](SqlSession& s) {
+    s.execute_script("CREATE TABLE annals_t_x (a INTEGER)");
+  }),
+                       StoreError, replaced);
+  CHECK(bytes_of(path) == replacement);  // not a byte written into the new file
+  CHECK(store->head_position() == 3);    // reads still see the file the store opened
+}
+
+TEST_CASE("a replacement writer runs open's checks: a schema version raised meanwhile is refused",
+          "[reliability][fault]") {
+  TempDir dir;
+  FaultVfs& vfs = FaultVfs::instance();
+  FaultGuard guard;
+  {
+    auto store = open_sql_event_store(dir.sqlite_uri("events.db"));
+    store->append("s", ExpectedVersion::no_stream(), make_events(3));
+  }
+  vfs.set_read_only(true);
+  auto store = open_sql_event_store(dir.sqlite_uri("events.db", "vfs=annals_fault"));
+  REQUIRE(store->head_position() == 3);
+  {
+    // A newer annals upgraded the same file meanwhile.
+    SQLite::Database db(dir.file("events.db"), SQLite::OPEN_READWRITE);
+    db.exec("PRAGMA user_version=9");
+  }
+  vfs.set_read_only(false);
+  CHECK_THROWS_MATCHES(store->append("s", ExpectedVersion::exactly(3), make_events(1)), StoreError,
+                       Catch::Matchers::Predicate<StoreError>([](const StoreError& e) {
+                         const std::string m = e.what();
+                         return contains(m, "reopening the writer") &&
+                                contains(m, "schema version 9, newer") && !e.transient();
+                       }));
+  SQLite::Database check(dir.file("events.db"), SQLite::OPEN_READONLY);
+  CHECK(check.execAndGet("SELECT count(*) FROM annals_events").getInt() == 3);
 }
 
 namespace {

@@ -1,6 +1,7 @@
 #include "support/fault_vfs.hpp"
 
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <stdexcept>
 
@@ -142,6 +143,11 @@ int shim_open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* f, int flags, i
   if ((flags & SQLITE_OPEN_MAIN_DB) != 0 && FaultVfs::instance().read_only()) {
     flags = (flags & ~(SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)) | SQLITE_OPEN_READONLY;
   }
+  // (Not xAccess: its SQLITE_ACCESS_EXISTS says no for an empty file.)
+  if ((flags & SQLITE_OPEN_WAL) != 0 && FaultVfs::instance().wal_read_only() &&
+      ::access(name, F_OK) == 0) {
+    flags = (flags & ~(SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)) | SQLITE_OPEN_READONLY;
+  }
   const int rc = real_vfs->xOpen(real_vfs, name, shim->real, flags, out_flags);
   // SQLite calls xClose whenever pMethods is set, even after a failed open: mirror the real file.
   if (const sqlite3_io_methods* m = shim->real->pMethods) {
@@ -273,6 +279,16 @@ void FaultVfs::set_read_only(bool read_only) {
 bool FaultVfs::read_only() const {
   std::lock_guard lock(mutex_);
   return read_only_;
+}
+
+void FaultVfs::set_wal_read_only(bool read_only) {
+  std::lock_guard lock(mutex_);
+  wal_read_only_ = read_only;
+}
+
+bool FaultVfs::wal_read_only() const {
+  std::lock_guard lock(mutex_);
+  return wal_read_only_;
 }
 
 void FaultVfs::disarm() {

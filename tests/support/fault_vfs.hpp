@@ -52,10 +52,15 @@ class FaultVfs {
   // process may not write (chmod a-w, for a user that is not root): the connection is then
   // read-only and every write is refused with SQLITE_READONLY. Files already open are unchanged.
   void set_read_only(bool read_only);
+  // While set, a -wal file that already exists is opened read-only, as the unix VFS opens one
+  // another user (such as root) created: the database file stays writable, but every write of
+  // the connection is refused with SQLITE_READONLY. Files already open are unchanged.
+  void set_wal_read_only(bool read_only);
 
   // Used by the shim's methods: counts the call and returns the code to fail it with, or 0.
   int on_call(IoKind kind);
   [[nodiscard]] bool read_only() const;
+  [[nodiscard]] bool wal_read_only() const;
 
  private:
   FaultVfs() = default;
@@ -69,6 +74,7 @@ class FaultVfs {
   bool sticky_ = false;
   std::uint64_t fired_ = 0;
   bool read_only_ = false;
+  bool wal_read_only_ = false;
 };
 
 // Disarms the shim when it goes out of scope (a failed REQUIRE must not leave a fault armed).
@@ -78,6 +84,7 @@ class FaultGuard {
   ~FaultGuard() {
     FaultVfs::instance().disarm();
     FaultVfs::instance().set_read_only(false);
+    FaultVfs::instance().set_wal_read_only(false);
   }
   FaultGuard(const FaultGuard&) = delete;
   FaultGuard& operator=(const FaultGuard&) = delete;

@@ -6,9 +6,13 @@
 //   throw NotFound("last_id '" + annals::printable(last_id) + "' is not a run of ...");
 //
 // Control bytes (NUL, newline, ESC, DEL) and bytes that are not part of valid UTF-8 are shown
-// as \xNN, a backslash as \\; valid UTF-8 text is kept as it is. At most `max_bytes` bytes of
-// the value are shown; a longer value ends with "... (N bytes)". The result is valid UTF-8
-// without control characters. Thread-safe (a pure function).
+// as \xNN, a backslash as \\; valid UTF-8 text is kept as it is, except code points a
+// terminal or a log viewer may act on, which are shown as \xNN per byte of their UTF-8 form:
+// the C1 controls U+0080-U+009F (C2 80..C2 9F, e.g. CSI is \xc2\x9b), the line and paragraph
+// separators U+2028/U+2029 and the bidi embeddings, overrides and isolates U+202A-U+202E and
+// U+2066-U+2069 (which would make a value read differently from its bytes). At most
+// `max_bytes` bytes of the value are shown; a longer value ends with "... (N bytes)". The
+// result is valid UTF-8 without control characters. Thread-safe (a pure function).
 
 #include <cstddef>
 #include <string>
@@ -60,7 +64,17 @@ namespace annals {
       ok = k == 1 ? (b >= lo && b <= hi) : (b >= 0x80 && b <= 0xbf);
     }
     if (ok) {
-      out.append(shown.substr(i, n));
+      const auto b1 = static_cast<unsigned char>(n >= 2 ? shown[i + 1] : 0);
+      const auto b2 = static_cast<unsigned char>(n >= 3 ? shown[i + 2] : 0);
+      const bool c1_control = n == 2 && c == 0xc2 && b1 <= 0x9f;
+      const bool separator_or_bidi =
+          n == 3 && c == 0xe2 &&
+          ((b1 == 0x80 && b2 >= 0xa8 && b2 <= 0xae) || (b1 == 0x81 && b2 >= 0xa6 && b2 <= 0xa9));
+      if (c1_control || separator_or_bidi) {
+        for (std::size_t k = 0; k < n; ++k) escape(static_cast<unsigned char>(shown[i + k]));
+      } else {
+        out.append(shown.substr(i, n));
+      }
       i += n;
     } else {
       escape(c);

@@ -47,6 +47,7 @@
 #include <vector>
 
 #include "annals/aggregates/aggregate.hpp"
+#include "annals/events/printable.hpp"
 #include "annals/store/event_store.hpp"
 #include "annals/store/snapshot_store.hpp"
 #include "annals/store/sql_event_store.hpp"
@@ -146,7 +147,7 @@ class AggregateRepository {
       if (!aggregate->has_pending_events()) continue;
       std::string stream = A::stream_id_for(aggregate->id());
       if (!streams.insert(stream).second) {
-        throw InvalidArgument("save_all: stream " + stream + " is given twice");
+        throw InvalidArgument("save_all: stream " + printable(stream, 1024) + " is given twice");
       }
       const std::uint64_t loaded = aggregate->persisted_version();
       batch.push_back(StreamAppend{
@@ -192,8 +193,9 @@ class AggregateRepository {
     if (history.empty()) return std::nullopt;
     A aggregate = A::rehydrate(history);
     if (aggregate.id() != id) {  // a stream whose history names another aggregate
-      throw IntegrityError("stream " + stream + " holds the history of aggregate '" +
-                           aggregate.id() + "', not '" + std::string(id) + "'");
+      throw IntegrityError("stream " + printable(stream, 1024) +
+                           " holds the history of aggregate '" + printable(aggregate.id()) +
+                           "', not '" + printable(id) + "'");
     }
     return aggregate;
   }
@@ -203,7 +205,8 @@ class AggregateRepository {
     try {
       snapshot = snapshots_->load(stream);
     } catch (const std::exception& e) {  // a cache that cannot be read is no reason to fail
-      report("snapshot of " + stream + " ignored, loading from events: " + e.what());
+      report("snapshot of " + printable(stream, 1024) +
+             " ignored, loading from events: " + e.what());
     }
     if (snapshot) {
       boost::uuids::uuid last_event_id{};
@@ -227,7 +230,7 @@ class AggregateRepository {
   // propagate, as they would from a load without the snapshot.
   std::optional<A> from_snapshot(const Snapshot& snapshot, const std::string& stream,
                                  std::string_view id, boost::uuids::uuid& last_event_id) const {
-    const std::string what = "snapshot of " + stream + " at version " +
+    const std::string what = "snapshot of " + printable(stream, 1024) + " at version " +
                              std::to_string(snapshot.version) + " ignored, loading from events: ";
     if (snapshot.aggregate_type != A::kAggregateType || snapshot.schema != A::kSnapshotSchema) {
       report(what + "it is " + snapshot.aggregate_type + " snapshot schema " +
@@ -256,8 +259,8 @@ class AggregateRepository {
     }
     if (aggregate->id() != id || aggregate->version() != snapshot.version ||
         aggregate->has_pending_events()) {
-      report(what + "it decodes to aggregate '" + aggregate->id() + "' at version " +
-             std::to_string(aggregate->version()) + ", expected '" + std::string(id) + "'");
+      report(what + "it decodes to aggregate '" + printable(aggregate->id()) + "' at version " +
+             std::to_string(aggregate->version()) + ", expected '" + printable(id) + "'");
       return std::nullopt;
     }
     for (std::size_t i = 1; i < events.size(); ++i) aggregate->replay(events[i]);
@@ -297,7 +300,7 @@ class AggregateRepository {
   void report_not_written(const std::string& stream, std::uint64_t version,
                           const char* why) const noexcept {
     try {
-      report("snapshot of " + stream + " at version " + std::to_string(version) +
+      report("snapshot of " + printable(stream, 1024) + " at version " + std::to_string(version) +
              " not written (the stream is unaffected): " + why);
     } catch (...) {  // no memory for the message
     }
