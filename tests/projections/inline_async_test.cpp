@@ -1,7 +1,5 @@
 // Inline and async projection give the same read tables, and the cache stays fresh with either.
 
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
 #include <thread>
 
@@ -10,26 +8,15 @@
 #include "annals/projections/workflow_projection.hpp"
 #include "annals/repositories/cached_workflow_run_repository.hpp"
 #include "support/backends.hpp"
+#include "support/io_thread.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace annals;
 using namespace std::chrono_literals;
 
-namespace {
+using annals::test::IoThread;
 
-// An io_context with one thread running it until destroyed.
-struct IoThread {
-  IoThread() : thread([this] { io.run(); }) {}
-  ~IoThread() {
-    guard.reset();
-    io.stop();
-    thread.join();
-  }
-  boost::asio::io_context io;
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard =
-      boost::asio::make_work_guard(io);
-  std::thread thread;
-};
+namespace {
 
 Timestamp at(int seconds) { return from_micros(1'700'000'000'000'000 + seconds * 1'000'000LL); }
 

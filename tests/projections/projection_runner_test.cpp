@@ -24,6 +24,7 @@
 #include "annals/store/sql_event_store.hpp"
 #include "support/backends.hpp"
 #include "support/counting_projection.hpp"
+#include "support/io_thread.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace annals;
@@ -38,15 +39,7 @@ namespace {
 // Generous: these are limits for a hung runner, not expectations.
 constexpr std::chrono::milliseconds kWait = 10s;
 
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds timeout = kWait) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
+using annals::test::eventually;
 
 // An io_context run by background threads, joined on destruction. Declare it before the runners
 // that use it, so that they are destroyed first.

@@ -12,8 +12,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <condition_variable>
@@ -35,12 +33,15 @@
 #include "annals/store/sql_event_store.hpp"
 #include "support/backends.hpp"
 #include "support/fault_vfs.hpp"
+#include "support/io_thread.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace annals;
 using annals::test::FaultGuard;
 using annals::test::FaultVfs;
+using annals::test::eventually;
 using annals::test::IoKind;
+using annals::test::IoThread;
 using annals::test::make_events;
 using annals::test::TempDir;
 using namespace std::chrono_literals;
@@ -580,34 +581,6 @@ TEST_CASE("every I/O call of a rebuild fails cleanly and the store object recove
   CHECK(coverage[syncs ? IoKind::sync : IoKind::write] > 0);
   if (mode != Mode::warm && !syncs) CHECK(coverage[IoKind::read] > 0);
 }
-
-namespace {
-
-// An io_context with one thread running it until destroyed.
-struct IoThread {
-  IoThread() : thread([this] { io.run(); }) {}
-  ~IoThread() {
-    guard.reset();
-    io.stop();
-    thread.join();
-  }
-  boost::asio::io_context io;
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard =
-      boost::asio::make_work_guard(io);
-  std::thread thread;
-};
-
-// Polls `condition` until it holds or `limit` passes (a bound on a hang, not a timing claim).
-bool eventually(const std::function<bool()>& condition, std::chrono::seconds limit = 20s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
-
-}  // namespace
 
 TEST_CASE("a projection runner retries through a disk that stays full and catches up after",
           "[reliability][fault]") {
