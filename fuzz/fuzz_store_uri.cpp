@@ -5,7 +5,8 @@
 //   - a parsed URI formats (format_store_uri) to text that parses to the same scheme, path and
 //     options, and formatting that again gives the same text;
 //   - the options a URI names are the ones it gets, over two different bases;
-//   - a memory: URI that parses opens, with the parsed payload format.
+//   - a memory: URI that parses opens, with the parsed payload format; one naming a VFS opens
+//     or is refused as naming no registered VFS (or one that cannot hold the store).
 #include <annals/events/error.hpp>
 #include <annals/store/event_store.hpp>
 #include <cstdint>
@@ -28,7 +29,7 @@ bool same(const StoreUri& a, const StoreUri& b) {
          a.options.payload_format == b.options.payload_format &&
          a.options.synchronous == b.options.synchronous &&
          a.options.busy_timeout == b.options.busy_timeout &&
-         a.options.group_commit == b.options.group_commit;
+         a.options.group_commit == b.options.group_commit && a.options.vfs == b.options.vfs;
 }
 
 }  // namespace
@@ -78,6 +79,23 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     fail("the base's payload format was lost");
   }
 
+  // A vfs= names a VFS that must be registered when the store opens: the fuzz run registers
+  // none of its own, so only SQLite's built-in ones ("unix", "unix-none", ...) can open.
+  if (parsed.scheme == "memory" && !parsed.options.vfs.empty()) {
+    try {
+      const auto store = open_event_store(uri);
+      if (store->payload_format() != parsed.options.payload_format) {
+        fail("the opened store's payload format is not the parsed one");
+      }
+    } catch (const InvalidArgument& e) {
+      if (std::string_view(e.what()).find("no SQLite VFS named") == std::string_view::npos) {
+        fail("a vfs is refused with another reason");
+      }
+    } catch (const StoreError&) {
+      // A built-in VFS that cannot hold the store: refused at open, as documented.
+    }
+    return 0;
+  }
   if (parsed.scheme == "memory") {
     const auto store = open_event_store(uri);
     if (store->payload_format() != parsed.options.payload_format) {

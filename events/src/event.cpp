@@ -6,6 +6,7 @@
 #include <ctime>
 
 #include "annals/events/error.hpp"
+#include "annals/events/printable.hpp"
 
 namespace annals {
 
@@ -16,7 +17,7 @@ std::string_view to_string(PayloadFormat format) noexcept {
 PayloadFormat parse_payload_format(std::string_view text) {
   if (text == "json") return PayloadFormat::json;
   if (text == "binary") return PayloadFormat::binary;
-  throw InvalidArgument("payload format '" + std::string(text) + "': expected json or binary");
+  throw InvalidArgument("payload format '" + printable(text) + "': expected json or binary");
 }
 
 std::string to_hex(const EventHash& hash) {

@@ -151,7 +151,7 @@ struct ParsedUri {
 };
 
 ParsedUri parse_uri(std::string_view uri, const StoreOptions& base) {
-  const std::string quoted = "store URI '" + std::string(uri) + "'";
+  const std::string quoted = "store URI '" + printable(uri, 1024) + "'";
   const auto colon = uri.find(':');
   if (colon == std::string_view::npos) {
     throw InvalidArgument(quoted + ": expected sqlite:<path> or memory:");
@@ -172,12 +172,12 @@ ParsedUri parse_uri(std::string_view uri, const StoreOptions& base) {
     query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
     const auto eq = item.find('=');
     if (eq == std::string_view::npos) {
-      throw InvalidArgument(quoted + ": option '" + std::string(item) + "' has no '=value'");
+      throw InvalidArgument(quoted + ": option '" + printable(item) + "' has no '=value'");
     }
     const std::string key(item.substr(0, eq));
     const std::string_view value = item.substr(eq + 1);
     if (!seen.insert(key).second)
-      throw InvalidArgument(quoted + ": option '" + key + "' given twice");
+      throw InvalidArgument(quoted + ": option '" + printable(key) + "' given twice");
     if (key == "payload") {
       try {
         out.options.payload_format = parse_payload_format(value);
@@ -190,14 +190,14 @@ ParsedUri parse_uri(std::string_view uri, const StoreOptions& base) {
       } else if (value == "normal") {
         out.options.synchronous = Synchronous::normal;
       } else {
-        throw InvalidArgument(quoted + ": synchronous '" + std::string(value) +
+        throw InvalidArgument(quoted + ": synchronous '" + printable(value) +
                               "': expected full or normal");
       }
     } else if (key == "busy_timeout_ms") {
       long long ms = -1;
       const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), ms);
       if (ec != std::errc{} || end != value.data() + value.size() || ms < 0 || ms > 3'600'000) {
-        throw InvalidArgument(quoted + ": busy_timeout_ms '" + std::string(value) +
+        throw InvalidArgument(quoted + ": busy_timeout_ms '" + printable(value) +
                               "': expected milliseconds from 0 to 3600000");
       }
       out.options.busy_timeout = std::chrono::milliseconds(ms);
@@ -207,7 +207,7 @@ ParsedUri parse_uri(std::string_view uri, const StoreOptions& base) {
       } else if (value == "off") {
         out.options.group_commit = false;
       } else {
-        throw InvalidArgument(quoted + ": group_commit '" + std::string(value) +
+        throw InvalidArgument(quoted + ": group_commit '" + printable(value) +
                               "': expected on or off");
       }
     } else if (key == "vfs") {
@@ -215,7 +215,7 @@ ParsedUri parse_uri(std::string_view uri, const StoreOptions& base) {
       out.options.vfs = std::string(value);
     } else {
       throw InvalidArgument(
-          quoted + ": unknown option '" + key +
+          quoted + ": unknown option '" + printable(key) +
           "' (expected payload, synchronous, busy_timeout_ms, group_commit or vfs)");
     }
   }
@@ -234,7 +234,7 @@ std::shared_ptr<EventStore> open_event_store(std::string_view uri, const StoreOp
 
 StoreUri parse_store_uri(std::string_view uri, const StoreOptions& base) {
   ParsedUri parsed = parse_uri(uri, base);
-  const std::string quoted = "store URI '" + std::string(uri) + "'";
+  const std::string quoted = "store URI '" + printable(uri, 1024) + "'";
   if (parsed.scheme == "memory") {
     if (!parsed.path.empty()) {
       throw InvalidArgument(quoted + ": memory: takes no path");
@@ -247,7 +247,7 @@ StoreUri parse_store_uri(std::string_view uri, const StoreOptions& base) {
                             "in-process store)");
     }
   } else {
-    throw InvalidArgument(quoted + ": unknown scheme '" + parsed.scheme +
+    throw InvalidArgument(quoted + ": unknown scheme '" + printable(parsed.scheme) +
                           "' (expected sqlite or memory)");
   }
   return StoreUri{std::move(parsed.scheme), std::move(parsed.path), std::move(parsed.options)};
@@ -260,6 +260,14 @@ std::string format_store_uri(const StoreUri& uri) {
   text += uri.options.synchronous == Synchronous::full ? "&synchronous=full" : "&synchronous=normal";
   text += "&busy_timeout_ms=" + std::to_string(uri.options.busy_timeout.count());
   text += uri.options.group_commit ? "&group_commit=on" : "&group_commit=off";
+  if (!uri.options.vfs.empty()) {
+    // parse_uri splits options at '&': a name holding one cannot be written as an option.
+    if (uri.options.vfs.find('&') != std::string::npos) {
+      throw InvalidArgument("format_store_uri: vfs '" + printable(uri.options.vfs) +
+                            "' holds a '&', which a store URI cannot carry");
+    }
+    text += "&vfs=" + uri.options.vfs;
+  }
   return text;
 }
 

@@ -65,6 +65,27 @@ TEST_CASE("an import line nested deeper than an export writes is refused, nothin
   }
 }
 
+TEST_CASE("a store URI naming a VFS formats with it, and one it cannot carry is refused",
+          "[store][uri][hostile]") {
+  // Found by fuzz_store_uri: format_store_uri dropped vfs=, so the formatted URI opened on
+  // another VFS than the parsed one.
+  const StoreUri uri = parse_store_uri("memory:?vfs=5555json&synchronous=full");
+  CHECK(uri.options.vfs == "5555json");
+  const std::string text = format_store_uri(uri);
+  CHECK(text == "memory:?payload=json&synchronous=full&busy_timeout_ms=5000&group_commit=on&"
+                "vfs=5555json");
+  CHECK(parse_store_uri(text).options.vfs == "5555json");
+  CHECK_THROWS_MATCHES(open_event_store(text), InvalidArgument,
+                       WhatContains("no SQLite VFS named '5555json'"));
+  StoreUri odd = uri;
+  odd.options.vfs = "a&b";
+  CHECK_THROWS_MATCHES(format_store_uri(odd), InvalidArgument,
+                       WhatContains("vfs 'a&b' holds a '&'"));
+  // A hostile URI is escaped in the message, never copied raw.
+  CHECK_THROWS_MATCHES(parse_store_uri(std::string("sqlite:/x?bogus\n\x1b=1")), InvalidArgument,
+                       WhatContains("unknown option 'bogus\\x0a\\x1b'"));
+}
+
 TEST_CASE("a parsed store URI formats to a URI that parses the same", "[store][uri][hostile]") {
   const StoreUri uri = parse_store_uri("sqlite:/data/a&b=c.db?synchronous=normal&payload=binary");
   CHECK(uri.scheme == "sqlite");

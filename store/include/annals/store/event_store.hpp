@@ -165,8 +165,9 @@ struct StoreUri {
 [[nodiscard]] StoreUri parse_store_uri(std::string_view uri, const StoreOptions& base = {});
 
 // The URI of `uri` with every option spelled out, e.g.
-// "memory:?payload=json&synchronous=full&busy_timeout_ms=5000&group_commit=on". Parsing it gives
-// the same scheme, path and options (the clock aside, which a URI cannot carry).
+// "memory:?payload=json&synchronous=full&busy_timeout_ms=5000&group_commit=on", then
+// "&vfs=NAME" when a VFS is named. Parsing it gives the same scheme, path and options (the clock
+// aside, which a URI cannot carry). Throws InvalidArgument for a vfs name holding a '&'.
 [[nodiscard]] std::string format_store_uri(const StoreUri& uri);
 
 }  // namespace annals
