@@ -24,14 +24,21 @@ using namespace annals;
   std::abort();
 }
 
+// A recorded event of type E carrying `bytes` as its payload.
 template <class E>
-E decode_as(std::string_view bytes, PayloadFormat format) {
+RecordedEvent record_of(std::string_view bytes, PayloadFormat format) {
   RecordedEvent record;
   record.type = std::string(E::kType);
   record.schema_version = E::kSchemaVersion;
   record.payload = std::string(bytes);
   record.payload_format = format;
-  return std::get<E>(EventTypeRegistry{}.decode_variant<WorkflowRunEvent>(record));
+  return record;
+}
+
+template <class E>
+E decode_as(std::string_view bytes, PayloadFormat format) {
+  return std::get<E>(
+      EventTypeRegistry{}.decode_variant<WorkflowRunEvent>(record_of<E>(bytes, format)));
 }
 
 // Equal, with NaN equal to NaN (binary payloads can carry NaN doubles).
@@ -42,11 +49,7 @@ bool same(const E& a, const E& b) {
 
 template <class E>
 void check(std::string_view payload, PayloadFormat format) {
-  RecordedEvent record;
-  record.type = std::string(E::kType);
-  record.schema_version = E::kSchemaVersion;
-  record.payload = std::string(payload);
-  record.payload_format = format;
+  const RecordedEvent record = record_of<E>(payload, format);
   E event;
   try {
     event = decode_as<E>(payload, format);
