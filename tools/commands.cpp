@@ -293,6 +293,11 @@ int stats(const Target& target, std::ostream& out, std::ostream&) {
   std::uint64_t events = 0, streams = 0, head = 0;
   std::optional<RecordedEvent> first, last;
   std::vector<ProjectionCheckpoint> checkpoints;
+  struct ServerStore {
+    std::string database, schema;
+    std::uintmax_t size = 0;
+  };
+  std::optional<ServerStore> server;
   store->read_transaction([&](SqlSession& sql) {
     const SqlRow counts =
         sql.query("SELECT COUNT(*), COUNT(DISTINCT stream_id) FROM annals_events").at(0);
@@ -304,6 +309,17 @@ int stats(const Target& target, std::ostream& out, std::ostream&) {
       if (auto v = read_events(sql, head, 1); !v.empty()) last = std::move(v.front());
     }
     if (sql.table_exists("annals_projections")) checkpoints = list_checkpoints(sql);
+    if (sql.dialect() == "postgresql") {
+      // Where the store is on the server, and the size of its tables (with indexes and TOAST).
+      const SqlRow where =
+          sql.query("SELECT current_database(), current_schema(), "
+                    "COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = "
+                    "current_schema() AND c.relkind = 'r' AND c.relname LIKE 'annals\\_%'")
+              .at(0);
+      server = ServerStore{where.text(0), where.text(1),
+                           static_cast<std::uintmax_t>(where.integer(2))};
+    }
   });
   const std::string head_hash = to_hex(last ? last->hash : EventHash{});
   std::uintmax_t file_size = 0, wal_size = 0;
@@ -323,7 +339,7 @@ int stats(const Target& target, std::ostream& out, std::ostream&) {
                                  {"lag", head > c.position ? head - c.position : 0},
                                  {"updated_at", format_timestamp(c.updated_at)}});
     }
-    json j{{"store", uri},
+    json j{{"store", display_uri(uri)},
            {"events", events},
            {"streams", streams},
            {"head_position", head},
@@ -336,10 +352,15 @@ int stats(const Target& target, std::ostream& out, std::ostream&) {
       j["file_size"] = file_size;
       j["wal_size"] = wal_size;
     }
+    if (server) {
+      j["database"] = server->database;
+      j["schema"] = server->schema;
+      j["tables_size"] = server->size;
+    }
     out << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return kExitOk;
   }
-  out << "store          " << uri << "\n"
+  out << "store          " << display_uri(uri) << "\n"
       << "events         " << events << "\n"
       << "streams        " << streams << "\n"
       << "head position  " << head << "\n"
@@ -352,6 +373,11 @@ int stats(const Target& target, std::ostream& out, std::ostream&) {
     out << "file size      " << human_bytes(file_size) << " (" << file_size << " bytes)";
     if (wal_size != 0) out << " + WAL " << human_bytes(wal_size);
     out << "\n";
+  }
+  if (server) {
+    out << "database       " << server->database << ", schema " << server->schema << "\n"
+        << "tables size    " << human_bytes(server->size) << " (" << server->size
+        << " bytes, with indexes)\n";
   }
   if (checkpoints.empty()) {
     out << "projections    none (read tables are set up on first use, e.g. annals runs)\n";
@@ -526,7 +552,7 @@ int verify(const VerifyArgs& args, std::ostream& out, std::ostream& err) {
   if (key && !args.checkpoint) throw InvalidArgument("--key-file needs --checkpoint");
   const std::shared_ptr<SqlEventStore> store = open_sql_event_store(uri);
 
-  json result{{"store", uri}};
+  json result{{"store", display_uri(uri)}};
   auto fail = [&](const IntegrityError& e) {
     if (args.target.json) {
       result["ok"] = false;
@@ -663,7 +689,9 @@ int import_events(const ImportArgs& args, std::ostream& out, std::ostream&) {
   }
   std::istream& in = args.input ? static_cast<std::istream&>(file) : std::cin;
 
-  // A database this import creates is removed again if the import fails: nothing is left.
+  // An SQLite file this import creates is removed again if the import fails: nothing is left.
+  // On PostgreSQL the import is one transaction too, so a failed one leaves the schema's store
+  // empty (its tables, created by opening, stay).
   const auto db_file = sqlite_file(uri);
   std::error_code ec;
   const bool existed = !db_file || std::filesystem::exists(*db_file, ec);
@@ -671,7 +699,8 @@ int import_events(const ImportArgs& args, std::ostream& out, std::ostream&) {
   try {
     std::shared_ptr<SqlEventStore> store = open_sql_event_store(uri);
     if (const std::uint64_t head = store->head_position(); head != 0) {
-      throw InvalidArgument("import: the store " + uri + " is not empty (head position " +
+      throw InvalidArgument("import: the store " + printable(display_uri(uri), 200) +
+                            " is not empty (head position " +
                             std::to_string(head) + "); import only into an empty store");
     }
     result = import_log(*store, in);
@@ -684,14 +713,14 @@ int import_events(const ImportArgs& args, std::ostream& out, std::ostream&) {
     throw;
   }
   if (args.target.json) {
-    out << json{{"store", uri},
+    out << json{{"store", display_uri(uri)},
                 {"events", result.events},
                 {"head_position", result.head_position},
                 {"head_hash", to_hex(result.head_hash)}}
                .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
         << "\n";
   } else {
-    out << "imported " << result.events << " events into " << uri << "; head position "
+    out << "imported " << result.events << " events into " << display_uri(uri) << "; head position "
         << result.head_position << ", head hash " << to_hex(result.head_hash)
         << "\n(read tables are built on first use: annals runs, or annals rebuild)\n";
   }

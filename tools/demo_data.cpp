@@ -230,6 +230,18 @@ void write_run(Random& rng, std::size_t i, std::size_t total,
   }
 }
 
+// The text as one shell word: as it is when it holds only safe characters, else single-quoted
+// (a keyword string has spaces).
+std::string shell_word(const std::string& text) {
+  const bool safe = !text.empty() && text.find_first_not_of(
+                                         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                         "0123456789-_./:=@%+,") == std::string::npos;
+  if (safe) return text;
+  std::string out = "'";
+  for (char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
 }  // namespace
 
 int demo(const DemoArgs& args, std::ostream& out, std::ostream& err) {
@@ -250,7 +262,7 @@ int demo(const DemoArgs& args, std::ostream& out, std::ostream& err) {
   const auto page = factory.create_workflow_run_repository().get_paginated_workflow_runs(
       kDemoTenant, kDemoApp, kDemoTrigger, 20);
   if (args.target.json) {
-    out << nlohmann::ordered_json{{"store", uri},
+    out << nlohmann::ordered_json{{"store", display_uri(uri)},
                                   {"runs_written", written.runs},
                                   {"runs_deleted", written.deleted},
                                   {"events_written", head - head_before},
@@ -266,14 +278,17 @@ int demo(const DemoArgs& args, std::ostream& out, std::ostream& err) {
   char rate[64];
   std::snprintf(rate, sizeof rate, "%.2fs", took);
   out << "wrote " << written.runs << " workflow runs (" << written.deleted << " later deleted), "
-      << (head - head_before) << " events, to " << uri << " in " << rate << "; head position "
+      << (head - head_before) << " events, to " << display_uri(uri) << " in " << rate
+      << "; head position "
       << head << "\n\n"
       << "newest runs of " << kDemoTenant << "/" << kDemoApp << " (" << kDemoTrigger
       << "), first page:\n";
   print_runs_table(out, page.data);
   if (page.has_more && !page.data.empty()) {
     out << "\nmore: annals runs "
-        << (args.target.db.empty() ? "--uri " + uri : "--db " + args.target.db) << " --tenant "
+        << (args.target.db.empty() ? "--uri " + shell_word(display_uri(uri))
+                                   : "--db " + shell_word(args.target.db))
+        << " --tenant "
         << kDemoTenant << " --app " << kDemoApp << " --last-id " << page.data.back().id << "\n";
   }
   (void)err;

@@ -5,6 +5,8 @@
 #include <iomanip>
 #include <ostream>
 
+#include "pg_probe.hpp"
+
 namespace annals::cli {
 
 std::string existing_store_uri(const Target& target) {
@@ -19,6 +21,7 @@ std::string existing_store_uri(const Target& target) {
       throw StoreError("'" + file->string() + "' is not a database file", false);
     }
   }
+  if (store_kind(uri) == StoreKind::postgresql) require_postgres_store(uri);
   return uri;
 }
 

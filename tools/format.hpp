@@ -18,7 +18,8 @@
 namespace annals::cli {
 
 // store_uri() for commands that only read: StoreError (exit 3) if the SQLite file does not exist,
-// so that reading never creates a database.
+// or if the PostgreSQL database holds no annals store in its current schema, so that reading
+// never creates a store.
 [[nodiscard]] std::string existing_store_uri(const Target& target);
 
 [[nodiscard]] nlohmann::ordered_json to_json(const WorkflowRunView& run);
