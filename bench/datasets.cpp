@@ -221,8 +221,13 @@ std::string store_uri(const std::filesystem::path& file, bool synchronous_full) 
 
 void build_annals_dataset(const std::filesystem::path& file, std::size_t runs,
                           std::size_t events_per_run, bool with_projection) {
+  build_annals_dataset_at(store_uri(file, false), runs, events_per_run, with_projection);
+}
+
+void build_annals_dataset_at(const std::string& uri, std::size_t runs, std::size_t events_per_run,
+                             bool with_projection) {
   constexpr std::size_t kBatchEvents = 10'000;
-  std::shared_ptr<SqlEventStore> store = open_sql_event_store(store_uri(file, false));
+  std::shared_ptr<SqlEventStore> store = open_sql_event_store(uri);
   if (with_projection) {
     attach_inline_projections(*store, {std::make_shared<WorkflowProjection>()});
   }

@@ -54,6 +54,9 @@ void raise_event(WorkflowRun& aggregate, std::size_t run, std::size_t events, st
 // (synchronous=normal), with the WorkflowProjection inline when `with_projection`.
 void build_annals_dataset(const std::filesystem::path& file, std::size_t runs,
                           std::size_t events_per_run, bool with_projection);
+// The same into the (new, empty) store at `uri`, e.g. a PostgreSQL schema.
+void build_annals_dataset_at(const std::string& uri, std::size_t runs, std::size_t events_per_run,
+                             bool with_projection);
 // The same rows to a new baseline events table at `file`.
 void build_raw_dataset(const std::filesystem::path& file, std::size_t runs,
                        std::size_t events_per_run);

@@ -198,7 +198,7 @@ Summary summarize(std::vector<double> values) {
 }
 
 void print_table(std::ostream& out, const std::vector<Result>& results, const std::string& scale,
-                 const std::string& synchronous) {
+                 const std::string& synchronous, const std::string& postgresql) {
   out << "annals_bench  scale=" << scale << "  synchronous=" << synchronous
       << "  date=" << utc_now() << '\n'
       << "figures: median [min-max] of " << (results.empty() ? 0 : results.front().repetitions)
@@ -240,11 +240,12 @@ void print_table(std::ostream& out, const std::vector<Result>& results, const st
     }
     if (!r.note.empty()) out << "    " << r.note << '\n';
   }
-  out << "RSS MB: peak resident set of the measuring child process, annals / baseline\n";
+  out << "RSS MB: peak resident set of the measuring child process, annals / baseline\n"
+      << postgresql << '\n';
 }
 
 void print_json(std::ostream& out, const std::vector<Result>& results, const std::string& scale,
-                const std::string& synchronous) {
+                const std::string& synchronous, const std::string& postgresql) {
   nlohmann::ordered_json doc;
   doc["workloads"] = nlohmann::ordered_json::array();
   for (const Result& r : results) {
@@ -252,6 +253,7 @@ void print_json(std::ostream& out, const std::vector<Result>& results, const std
     w["name"] = r.name;
     w["description"] = r.description;
     w["unit"] = r.unit;
+    w["backend"] = r.backend;
     w["annals"] = r.annals.median;
     w["baseline"] = r.baseline.median;
     w["ratio"] = r.ratio;
@@ -280,6 +282,7 @@ void print_json(std::ostream& out, const std::vector<Result>& results, const std
   }
   doc["scale"] = scale;
   doc["synchronous"] = synchronous;
+  doc["postgresql"] = postgresql;
   doc["date"] = utc_now();
   out << doc.dump(2) << '\n';
 }

@@ -22,6 +22,11 @@ struct Options {
   std::size_t repetitions = 0;    // 0: the scale's default
   bool json = false;
   std::filesystem::path dir{};  // where the temp directory goes; empty: the system's
+  // PostgreSQL rows: the server (--pg or ANNALS_BENCH_PG; empty: no PostgreSQL rows), the
+  // prefix of the schemas they work in, and how the server makes commits durable.
+  std::string pg{};
+  std::string pg_schema_prefix{};
+  std::string pg_durability{};
 };
 
 // One timed run of one side of a workload.
@@ -94,11 +99,13 @@ struct Result {
   // W8 only: appends per transaction in annals' store (median over the repetitions).
   bool group_stats = false;
   double average_group = 0;
+  std::string backend = "sqlite";  // where annals' side ran: "sqlite" or "postgresql"
 };
 
+// `postgresql`: what the PostgreSQL rows ran against, or why there are none ("skipped: ...").
 void print_table(std::ostream& out, const std::vector<Result>& results, const std::string& scale,
-                 const std::string& synchronous);
+                 const std::string& synchronous, const std::string& postgresql);
 void print_json(std::ostream& out, const std::vector<Result>& results, const std::string& scale,
-                const std::string& synchronous);
+                const std::string& synchronous, const std::string& postgresql);
 
 }  // namespace annals::bench

@@ -5,6 +5,8 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
+#include <unistd.h>
 #include <exception>
 #include <filesystem>
 #include <iostream>
@@ -12,6 +14,7 @@
 #include <vector>
 
 #include "harness.hpp"
+#include "pg_admin.hpp"
 #include "workloads.hpp"
 
 namespace {
@@ -41,7 +44,10 @@ Result measure(const Workload& w, const Options& options, std::size_t repetition
   r.unit = w.unit;
   r.target = w.target;
   r.note = w.note;
-  r.durability = options.synchronous_full ? "synchronous=FULL, WAL" : "synchronous=NORMAL, WAL";
+  r.backend = w.backend;
+  r.durability = w.backend == "postgresql"
+                     ? options.pg_durability
+                     : (options.synchronous_full ? "synchronous=FULL, WAL" : "synchronous=NORMAL, WAL");
   r.repetitions = repetitions;
   r.annals = summarize(annals);
   r.baseline = summarize(baseline);
@@ -91,7 +97,14 @@ int main(int argc, char** argv) {
   app.add_option("--dir", options.dir,
                  "directory for the temporary databases (default: the system's temp directory)")
       ->check(CLI::ExistingDirectory);
+  app.add_option("--pg", options.pg,
+                 "libpq connection string of a PostgreSQL server where the benchmark may create "
+                 "schemas: adds the rows W1-PG, W2-PG, W3-PG, W5-PG, W7-PG (default: "
+                 "$ANNALS_BENCH_PG)");
   CLI11_PARSE(app, argc, argv);
+  if (options.pg.empty()) {
+    if (const char* env = std::getenv("ANNALS_BENCH_PG"); env != nullptr) options.pg = env;
+  }
 
   options.scale = scale == "full" ? Scale::full : Scale::small;
   options.synchronous_full = synchronous == "full";
@@ -106,13 +119,44 @@ int main(int argc, char** argv) {
   }
 
   stop_on_signals();
+  std::string postgresql = "PostgreSQL rows skipped: no --pg given";
+  if (!options.pg.empty()) {
+    if (!pg::available()) {
+      std::cerr << "annals_bench: --pg given, but this build has no libpq\n";
+      return 2;
+    }
+    try {
+      options.pg_durability = pg::describe_server(options.pg);
+    } catch (const std::exception& e) {
+      std::cerr << "annals_bench: --pg: " << e.what() << '\n';
+      return 2;
+    }
+    options.pg_schema_prefix = "annals_bench_" + std::to_string(static_cast<long>(::getpid())) + "_";
+    postgresql = "PostgreSQL rows: " + options.pg_durability + "; each in schemas " +
+                 options.pg_schema_prefix + "*, dropped at the end";
+  }
+  std::cerr << postgresql << std::endl;
+  // Drops the PostgreSQL rows' schemas however the run ends.
+  struct DropSchemas {
+    const Options& options;
+    ~DropSchemas() {
+      if (options.pg.empty()) return;
+      try {
+        pg::drop_schemas(options.pg, options.pg_schema_prefix);
+      } catch (const std::exception& e) {
+        std::cerr << "annals_bench: could not drop the schemas " << options.pg_schema_prefix
+                  << "*: " << e.what() << '\n';
+      }
+    }
+  } drop_schemas{options};
   try {
     const TempDir dir(options.dir.empty() ? std::filesystem::temp_directory_path() : options.dir);
     std::vector<Workload> workloads = make_workloads(options, dir.path());
     for (const std::string& name : options.only) {
       if (std::none_of(workloads.begin(), workloads.end(),
                        [&](const Workload& w) { return w.name == name; })) {
-        std::cerr << "annals_bench: unknown workload '" << name << "' (W1..W8)\n";
+        std::cerr << "annals_bench: unknown workload '" << name << "' (W1..W8, W8-NOGC"
+                  << (options.pg.empty() ? "" : "; W1-PG, W2-PG, W3-PG, W5-PG, W7-PG") << ")\n";
         return 2;
       }
     }
@@ -146,9 +190,9 @@ int main(int argc, char** argv) {
       }
     }
     if (options.json) {
-      print_json(std::cout, results, scale, synchronous);
+      print_json(std::cout, results, scale, synchronous, postgresql);
     } else {
-      print_table(std::cout, results, scale, synchronous);
+      print_table(std::cout, results, scale, synchronous, postgresql);
     }
     return status;
   } catch (const std::exception& e) {

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <exception>
 #include <latch>
+#include <unistd.h>
 #include <memory>
 #include <numeric>
 #include <random>
@@ -24,6 +25,7 @@
 #include "annals/store/event_store.hpp"
 #include "annals/store/sql_event_store.hpp"
 #include "datasets.hpp"
+#include "pg_admin.hpp"
 
 // W4 measures a load from a snapshot once the snapshot API is in the tree.
 #if __has_include("annals/store/snapshot_store.hpp")
@@ -95,7 +97,8 @@ constexpr const char* kRawColumns =
 // The template databases, built once per run of the program (each in a child process).
 class Datasets {
  public:
-  explicit Datasets(fs::path dir) : dir_(std::move(dir)) {}
+  Datasets(fs::path dir, std::string pg, std::string pg_prefix)
+      : dir_(std::move(dir)), pg_(std::move(pg)), pg_prefix_(std::move(pg_prefix)) {}
 
   // with_raw: also the baseline's events table (W7's baseline reads annals' own file).
   void ensure(const std::string& key, std::size_t runs, std::size_t events, bool projection,
@@ -119,8 +122,23 @@ class Datasets {
   }
   [[nodiscard]] fs::path raw_file(const std::string& key) const { return dir_ / (key + ".raw.db"); }
 
+  // The same annals dataset in a schema of its own on the PostgreSQL server. The read
+  // workloads only read it, so every repetition reads the one schema (no copy).
+  void ensure_pg(const std::string& key, std::size_t runs, std::size_t events, bool projection) {
+    if (!built_.insert("pg:" + key).second) return;
+    (void)run_in_child([&] {
+      pg::create_schema(pg_, pg_prefix_ + key);
+      build_annals_dataset_at(pg_uri(key), runs, events, projection);
+      return Sample{};
+    });
+  }
+  [[nodiscard]] std::string pg_uri(const std::string& key) const {
+    return pg::store_uri(pg_, pg_prefix_ + key);
+  }
+
  private:
   fs::path dir_;
+  std::string pg_, pg_prefix_;
   std::set<std::string> built_;
 };
 
@@ -128,10 +146,9 @@ class Datasets {
 // (inline WorkflowProjection), a save every `events_per_save` events, by `threads` threads.
 // W8 also runs with group_commit off, and reports its average group size on stderr and as
 // the sample's secondary figure.
-Sample write_annals(const fs::path& file, bool full, std::size_t runs, std::size_t events_per_save,
-                    std::size_t threads, bool group_commit = true) {
-  remove_database(file);
-  RepositoryFactory factory(store_uri(file, full) + (group_commit ? "" : "&group_commit=off"));
+Sample write_annals_at(const std::string& uri, std::size_t runs, std::size_t events_per_save,
+                       std::size_t threads, bool group_commit) {
+  RepositoryFactory factory(uri);
   AggregateRepository<WorkflowRun> repository = factory.create_workflow_run_aggregate_repository();
   const auto work = [&](std::size_t first, std::size_t step) {
     for (std::size_t run = first; run < runs; run += step) {
@@ -183,8 +200,29 @@ Sample write_annals(const fs::path& file, bool full, std::size_t runs, std::size
                    static_cast<unsigned long long>(stats.max_group));
     }
   }
-  remove_database(file);
   return {static_cast<double>(runs * kEventsPerRun) / (stop - start), average_group};
+}
+
+Sample write_annals(const fs::path& file, bool full, std::size_t runs, std::size_t events_per_save,
+                    std::size_t threads, bool group_commit = true) {
+  remove_database(file);
+  const Sample sample =
+      write_annals_at(store_uri(file, full) + (group_commit ? "" : "&group_commit=off"), runs,
+                      events_per_save, threads, group_commit);
+  remove_database(file);
+  return sample;
+}
+
+// W1-PG, W2-PG: write_annals in a fresh schema of the PostgreSQL server, dropped afterwards.
+Sample write_annals_pg(const Options& options, const std::string& workload, std::size_t runs,
+                       std::size_t events_per_save) {
+  const std::string schema =
+      options.pg_schema_prefix + workload + "_" + std::to_string(static_cast<long>(::getpid()));
+  pg::create_schema(options.pg, schema);
+  const Sample sample =
+      write_annals_at(pg::store_uri(options.pg, schema), runs, events_per_save, 1, true);
+  pg::drop_schema(options.pg, schema);
+  return sample;
 }
 
 // W1, W2, W8 baseline: the same rows, `rows_per_transaction` per transaction.
@@ -231,9 +269,9 @@ std::vector<std::size_t> shuffled(std::size_t n) {
 }
 
 // W3, W4: load the given runs by id through AggregateRepository<WorkflowRun>; returns seconds.
-double load_annals(const fs::path& file, bool full, const std::vector<std::size_t>& runs,
+double load_annals(const std::string& uri, const std::vector<std::size_t>& runs,
                    double min_seconds) {
-  std::shared_ptr<EventStore> store = open_event_store(store_uri(file, full));
+  std::shared_ptr<EventStore> store = open_event_store(uri);
   AggregateRepository<WorkflowRun> repository(store);
   std::vector<std::string> ids;
   ids.reserve(runs.size());
@@ -313,12 +351,76 @@ double offset_page(raw::Statement& select, std::size_t offset, std::vector<std::
       0.3);
 }
 
+// W7, W7-PG: the first page and the page `depth` rows deep through the runs repository (keyset);
+// value = the deep page's time, secondary = the first page's, in microseconds.
+Sample paginate_annals(const std::string& uri, const Sizes& s) {
+  RepositoryFactory factory(uri);
+  const WorkflowRunRepository runs = factory.create_workflow_run_repository();
+  // Newest first: the row at depth d (0-based) is run n-1-d, so the page that starts at
+  // depth `depth` comes after run n-depth.
+  const std::string last_id = run_id(s.w7_runs - s.w7_depth);
+  const auto deep = runs.get_paginated_workflow_runs(kTenant, kApp, kTrigger, kPageSize, last_id);
+  if (deep.data.size() != kPageSize ||
+      deep.data.front().id != run_id(s.w7_runs - s.w7_depth - 1)) {
+    throw std::runtime_error("W7: the deep page is not where it should be");
+  }
+  const double first = seconds_per_call(
+      [&] {
+        g_sink = g_sink +
+                 runs.get_paginated_workflow_runs(kTenant, kApp, kTrigger, kPageSize).data.size();
+      },
+      0.3);
+  const double deep_time = seconds_per_call(
+      [&] {
+        g_sink = g_sink +
+                 runs.get_paginated_workflow_runs(kTenant, kApp, kTrigger, kPageSize, last_id)
+                     .data.size();
+      },
+      0.3);
+  return Sample{deep_time * 1e6, first * 1e6};
+}
+
+// W7's baseline: the same query with OFFSET on a copy of annals' SQLite file.
+Sample paginate_offset(const fs::path& dataset, const fs::path& copy, bool full, const Sizes& s) {
+  copy_database(dataset, copy);
+  raw::Database db(copy, full);
+  raw::Statement select(db.handle(),
+                        "SELECT " + workflow_sql::run_columns() + " FROM " +
+                            std::string(WorkflowProjection::kRunsTable) +
+                            " WHERE tenant_id = ?1 AND app_id = ?2 AND triggered_from = "
+                            "?3 ORDER BY created_at DESC, id DESC LIMIT ?4 OFFSET ?5");
+  std::vector<std::string> cells(16);
+  const double first = offset_page(select, 0, cells);
+  const double deep = offset_page(select, s.w7_depth, cells);
+  return Sample{deep * 1e6, first * 1e6};
+}
+
+// W5, W5-PG: read_all over the whole log in pages of 1,000, every payload decoded.
+Sample read_all_annals(const std::string& uri, std::uint64_t expected) {
+  std::shared_ptr<EventStore> store = open_event_store(uri);
+  const EventTypeRegistry registry;
+  std::uint64_t events = 0;
+  const double start = now_seconds();
+  for (std::uint64_t position = 1;;) {
+    const std::vector<RecordedEvent> page = store->read_all(position, kReadPage);
+    if (page.empty()) break;
+    for (const RecordedEvent& e : page) {
+      g_sink = g_sink + registry.decode_variant<WorkflowRunEvent>(e).index();
+    }
+    events += page.size();
+    position = page.back().position + 1;
+  }
+  const double elapsed = now_seconds() - start;
+  if (events != expected) throw std::runtime_error("W5: read a wrong number of events");
+  return Sample{static_cast<double>(events) / elapsed};
+}
+
 }  // namespace
 
 std::vector<Workload> make_workloads(const Options& options, const fs::path& dir) {
   const Sizes s = sizes_for(options.scale);
   const bool full = options.synchronous_full;
-  auto datasets = std::make_shared<Datasets>(dir);
+  auto datasets = std::make_shared<Datasets>(dir, options.pg, options.pg_schema_prefix);
   const fs::path a_rep = dir / "rep.annals.db", r_rep = dir / "rep.raw.db";
   const auto count = [](std::size_t n) { return std::to_string(n); };
   std::vector<Workload> w;
@@ -343,7 +445,7 @@ std::vector<Workload> make_workloads(const Options& options, const fs::path& dir
                [=] { datasets->ensure(d3, s.w3_runs, kEventsPerRun, false); },
                [=] {
                  copy_database(datasets->annals_file(d3), a_rep);
-                 const double t = load_annals(a_rep, full, shuffled(s.w3_runs), 0);
+                 const double t = load_annals(store_uri(a_rep, full), shuffled(s.w3_runs), 0);
                  return Sample{static_cast<double>(s.w3_runs) / t};
                },
                [=] {
@@ -366,7 +468,7 @@ std::vector<Workload> make_workloads(const Options& options, const fs::path& dir
        false, [=] { datasets->ensure(d4, 1, s.w4_events, false); },
        [=] {
          copy_database(datasets->annals_file(d4), a_rep);
-         const double t = load_annals(a_rep, full, {0}, 0.2);
+         const double t = load_annals(store_uri(a_rep, full), {0}, 0.2);
          Sample sample{static_cast<double>(s.w4_events) / t};
          if (ANNALS_BENCH_SNAPSHOTS) {
            std::tie(sample.secondary, sample.tertiary) = snapshot_loads(a_rep, full);
@@ -387,23 +489,7 @@ std::vector<Workload> make_workloads(const Options& options, const fs::path& dir
                [=] { datasets->ensure(d56, s.w56_runs, kEventsPerRun, true); },
                [=] {
                  copy_database(datasets->annals_file(d56), a_rep);
-                 std::shared_ptr<EventStore> store = open_event_store(store_uri(a_rep, full));
-                 const EventTypeRegistry registry;
-                 std::uint64_t events = 0;
-                 const double start = now_seconds();
-                 for (std::uint64_t position = 1;;) {
-                   const std::vector<RecordedEvent> page = store->read_all(position, kReadPage);
-                   if (page.empty()) break;
-                   for (const RecordedEvent& e : page) {
-                     g_sink = g_sink + registry.decode_variant<WorkflowRunEvent>(e).index();
-                   }
-                   events += page.size();
-                   position = page.back().position + 1;
-                 }
-                 const double elapsed = now_seconds() - start;
-                 if (events != w56_events)
-                   throw std::runtime_error("W5: read a wrong number of events");
-                 return Sample{static_cast<double>(events) / elapsed};
+                 return read_all_annals(store_uri(a_rep, full), w56_events);
                },
                [=] {
                  copy_database(datasets->raw_file(d56), r_rep);
@@ -520,46 +606,9 @@ std::vector<Workload> make_workloads(const Options& options, const fs::path& dir
        true, [=] { datasets->ensure(d7, s.w7_runs, 1, true, false); },
        [=] {
          copy_database(datasets->annals_file(d7), a_rep);
-         RepositoryFactory factory(store_uri(a_rep, full));
-         const WorkflowRunRepository runs = factory.create_workflow_run_repository();
-         // Newest first: the row at depth d (0-based) is run n-1-d, so the page that starts at
-         // depth `depth` comes after run n-depth.
-         const std::string last_id = run_id(s.w7_runs - s.w7_depth);
-         const auto deep =
-             runs.get_paginated_workflow_runs(kTenant, kApp, kTrigger, kPageSize, last_id);
-         if (deep.data.size() != kPageSize ||
-             deep.data.front().id != run_id(s.w7_runs - s.w7_depth - 1)) {
-           throw std::runtime_error("W7: the deep page is not where it should be");
-         }
-         const double first = seconds_per_call(
-             [&] {
-               g_sink =
-                   g_sink +
-                   runs.get_paginated_workflow_runs(kTenant, kApp, kTrigger, kPageSize).data.size();
-             },
-             0.3);
-         const double deep_time = seconds_per_call(
-             [&] {
-               g_sink = g_sink + runs.get_paginated_workflow_runs(kTenant, kApp, kTrigger,
-                                                                  kPageSize, last_id)
-                                     .data.size();
-             },
-             0.3);
-         return Sample{deep_time * 1e6, first * 1e6};
+         return paginate_annals(store_uri(a_rep, full), s);
        },
-       [=] {
-         copy_database(datasets->annals_file(d7), r_rep);
-         raw::Database db(r_rep, full);
-         raw::Statement select(db.handle(),
-                               "SELECT " + workflow_sql::run_columns() + " FROM " +
-                                   std::string(WorkflowProjection::kRunsTable) +
-                                   " WHERE tenant_id = ?1 AND app_id = ?2 AND triggered_from = "
-                                   "?3 ORDER BY created_at DESC, id DESC LIMIT ?4 OFFSET ?5");
-         std::vector<std::string> cells(16);
-         const double first = offset_page(select, 0, cells);
-         const double deep = offset_page(select, s.w7_depth, cells);
-         return Sample{deep * 1e6, first * 1e6};
-       }});
+       [=] { return paginate_offset(datasets->annals_file(d7), r_rep, full, s); }});
 
   w.push_back({"W8",
                count(s.w8_runs) + " workflow runs x 10 events saved by 8 threads, one event per "
@@ -580,6 +629,61 @@ std::vector<Workload> make_workloads(const Options& options, const fs::path& dir
                false, [] {},
                [=] { return write_annals(a_rep, full, s.w8_runs, 1, kThreads, false); },
                [=] { return write_raw(r_rep, full, s.w8_runs, 1); }, false, true});
+  if (options.pg.empty()) return w;
+
+  // The PostgreSQL rows: annals' side on the server, the baseline the SQLite row's own (run
+  // again, interleaved as always), so the ratio compares with the same raw SQLite figure.
+  const auto baseline_of = [&w](const std::string& name) {
+    for (const Workload& x : w) {
+      if (x.name == name) return x.baseline;
+    }
+    throw std::logic_error("bench: no workload " + name);
+  };
+  const std::string pg_note = "annals on PostgreSQL; baseline: the raw SQLite baseline of ";
+  std::vector<Workload> pg_rows;
+  pg_rows.push_back({"W1-PG", "W1 with annals on PostgreSQL (a fresh schema per repetition)",
+                     "events/s", "n/a", pg_note + "W1", false, [] {},
+                     [=] { return write_annals_pg(options, "w1", s.w1_runs, 1); },
+                     baseline_of("W1"), false, false, "postgresql"});
+  pg_rows.push_back({"W2-PG", "W2 with annals on PostgreSQL (a fresh schema per repetition)",
+                     "events/s", "n/a", pg_note + "W2", false, [] {},
+                     [=] { return write_annals_pg(options, "w2", s.w2_runs, kEventsPerRun); },
+                     baseline_of("W2"), false, false, "postgresql"});
+  pg_rows.push_back({"W3-PG", "W3 with annals on PostgreSQL (one schema, read by every repetition)",
+                     "aggregates/s", "n/a", pg_note + "W3", false,
+                     [=] {
+                       datasets->ensure(d3, s.w3_runs, kEventsPerRun, false);
+                       datasets->ensure_pg(d3, s.w3_runs, kEventsPerRun, false);
+                     },
+                     [=] {
+                       const double t = load_annals(datasets->pg_uri(d3), shuffled(s.w3_runs), 0);
+                       return Sample{static_cast<double>(s.w3_runs) / t};
+                     },
+                     baseline_of("W3"), false, false, "postgresql"});
+  pg_rows.push_back({"W5-PG", "W5 with annals on PostgreSQL (one schema, read by every repetition)",
+                     "events/s", "n/a", pg_note + "W5", false,
+                     [=] {
+                       datasets->ensure(d56, s.w56_runs, kEventsPerRun, true);
+                       datasets->ensure_pg("d5", s.w56_runs, kEventsPerRun, false);
+                     },
+                     [=] { return read_all_annals(datasets->pg_uri("d5"), w56_events); },
+                     baseline_of("W5"), false, false, "postgresql"});
+  pg_rows.push_back({"W7-PG", "W7 with annals on PostgreSQL (one schema, read by every repetition)",
+                     "us/page", "deep/first <= 1.5",
+                     "annals column: keyset deep page on PostgreSQL; baseline column: W7's OFFSET "
+                     "query on SQLite, deep page",
+                     true,
+                     [=] {
+                       datasets->ensure(d7, s.w7_runs, 1, true, false);
+                       datasets->ensure_pg(d7, s.w7_runs, 1, true);
+                     },
+                     [=] { return paginate_annals(datasets->pg_uri(d7), s); },
+                     baseline_of("W7"), false, false, "postgresql"});
+  for (Workload& row : pg_rows) {
+    const std::string after = row.name.substr(0, row.name.find('-'));
+    const auto at = std::find_if(w.begin(), w.end(), [&](const Workload& x) { return x.name == after; });
+    w.insert(at + 1, std::move(row));
+  }
   return w;
 }
 

@@ -1,7 +1,8 @@
 #pragma once
 
 // The workloads W1-W8 of issue 5, each as an annals side and a raw-SQLite side doing the
-// equivalent SQL work. Not installed.
+// equivalent SQL work; with a PostgreSQL server (Options::pg), W1, W2, W3, W5 and W7 again with
+// annals on PostgreSQL (W1-PG, ...), against the same raw-SQLite baseline. Not installed.
 
 #include <filesystem>
 #include <functional>
@@ -29,6 +30,9 @@ struct Workload {
   bool snapshot = false;
   // W8: secondary = the store's average group-commit size (appends per transaction)
   bool group_stats = false;
+  // Where annals' side runs: "sqlite" (the durability column is SQLite's synchronous setting)
+  // or "postgresql" (the server's settings; the baseline is still the raw SQLite one).
+  std::string backend = "sqlite";
 };
 
 // Every workload at the options' scale, working under `dir`.
