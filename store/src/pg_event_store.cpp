@@ -269,8 +269,8 @@ class PgEventStore final : public SqlEventStore {
 
   void read_transaction(const std::function<void(SqlSession&)>& fn) const override {
     const std::string where = "read transaction in " + context_;
-    with_reader(where, [&](pg::Connection& c) {
-      c.exec(where, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    with_reader(where, /*retry=*/false, [&](pg::Connection& c) {
+      begin_reconnecting(c, where, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
       try {
         pg::Session session(c, where);
         fn(session);
@@ -402,13 +402,24 @@ class PgEventStore final : public SqlEventStore {
   }
 
   // BEGIN and the log's table lock, waiting up to busy_timeout for it.
+  // A connection the server dropped while it was idle (a restart, an idle timeout) shows only
+  // now: nothing was started, so it is reconnected and the BEGIN runs once more.
   void begin_locked(const std::string& where) {
     const auto ms = options_.busy_timeout.count();
-    if (ms == 0) {
-      writer_->exec(where, "BEGIN; LOCK TABLE annals_events IN EXCLUSIVE MODE NOWAIT");
-    } else {
-      writer_->exec(where, "BEGIN; SET LOCAL lock_timeout = '" + std::to_string(ms) +
-                               "ms'; LOCK TABLE annals_events IN EXCLUSIVE MODE");
+    begin_reconnecting(*writer_, where,
+                       ms == 0 ? std::string("BEGIN; LOCK TABLE annals_events IN EXCLUSIVE MODE NOWAIT")
+                               : "BEGIN; SET LOCAL lock_timeout = '" + std::to_string(ms) +
+                                     "ms'; LOCK TABLE annals_events IN EXCLUSIVE MODE");
+  }
+
+  static void begin_reconnecting(pg::Connection& c, const std::string& where,
+                                 const std::string& sql) {
+    try {
+      c.exec(where, sql);
+    } catch (const StoreError&) {
+      if (PQstatus(c.get()) != CONNECTION_BAD) throw;
+      c.ensure_open(where);
+      c.exec(where, sql);
     }
   }
 
@@ -555,11 +566,17 @@ class PgEventStore final : public SqlEventStore {
     std::atomic<std::thread::id>& slot_;
   };
 
-  // Runs fn on a pooled read connection. The pool holds at most kMaxReaders connections; a
-  // thread already holding one (a read transaction's callback reading the store) gets another
-  // rather than waiting for itself.
   template <class Fn>
   void with_reader(const std::string& what, Fn&& fn) const {
+    with_reader(what, /*retry=*/true, std::forward<Fn>(fn));
+  }
+
+  // Runs fn on a pooled read connection. The pool holds at most kMaxReaders connections; a
+  // thread already holding one (a read transaction's callback reading the store) gets another
+  // rather than waiting for itself. retry: fn is one read, run again (once) on a new connection
+  // when the server dropped the pooled one.
+  template <class Fn>
+  void with_reader(const std::string& what, bool retry, Fn&& fn) const {
     std::unique_ptr<pg::Connection> c;
     {
       std::unique_lock lock(readers_mutex_);
@@ -590,7 +607,13 @@ class PgEventStore final : public SqlEventStore {
     } held;
     try {
       c->ensure_open(what);
-      fn(*c);
+      try {
+        fn(*c);
+      } catch (const StoreError&) {
+        if (!retry || PQstatus(c->get()) != CONNECTION_BAD) throw;
+        c->ensure_open(what);
+        fn(*c);
+      }
     } catch (...) {
       release_reader(std::move(c));
       throw;

@@ -232,6 +232,8 @@ Connection::Connection(const std::string& conninfo, std::string label, std::stri
     conn_ = nullptr;
     throw StoreError(label_ + ": cannot connect: " + printable(message, 1024));
   }
+  // A library prints nothing: the server's notices (DROP ... IF EXISTS skipping) are dropped.
+  PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
   try {
     run_setup();
   } catch (...) {

@@ -36,8 +36,9 @@ void run_sql(const std::string& sql) {
   PGconn* c = PQconnectdb(server().c_str());
   const bool ok = PQstatus(c) == CONNECTION_OK;
   const std::string error = PQerrorMessage(c);
-  PGresult* r = ok ? PQexec(c, sql.c_str()) : nullptr;
-  const bool done = r != nullptr && PQresultStatus(r) == PGRES_COMMAND_OK;
+  PGresult* r = ok ? PQexec(c, ("SET client_min_messages = warning; " + sql).c_str()) : nullptr;
+  const bool done = r != nullptr && (PQresultStatus(r) == PGRES_COMMAND_OK ||
+                                      PQresultStatus(r) == PGRES_TUPLES_OK);
   const std::string message = r != nullptr ? PQresultErrorMessage(r) : error;
   if (r != nullptr) PQclear(r);
   PQfinish(c);
@@ -347,4 +348,23 @@ TEST_CASE("pg: what open refuses", "[.pg]") {
     CHECK_THAT(e.what(), Contains("cannot connect") && Contains("annals:***@"));
     CHECK_THAT(e.what(), !Contains("s3cret"));
   }
+}
+
+TEST_CASE("pg: a store reconnects after the server dropped its connections", "[.pg]") {
+  auto store = open_sql_event_store(fresh_schema("annals_smoke_reconnect"));
+  store->append("a", ExpectedVersion::any(), make_events(1));
+  CHECK(store->read_all(1, 10).size() == 1);
+  const auto drop_all = [] {
+    run_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+            "current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'");
+  };
+  // Dropped while idle: the next call reconnects and succeeds.
+  drop_all();
+  store->append("a", ExpectedVersion::exactly(1), make_events(1));
+  CHECK(store->read_all(1, 10).size() == 2);
+  CHECK(store->stream_version("a") == 2u);
+  drop_all();
+  store->read_transaction([](SqlSession& sql) { CHECK(head_position(sql) == 2); });
+  store->write_transaction([](SqlSession& sql) { CHECK(head_position(sql) == 2); });
+  CHECK(verify_log(*store).events == 2);
 }
