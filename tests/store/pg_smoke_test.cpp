@@ -13,8 +13,10 @@
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <set>
+#include <sstream>
 #include <thread>
 
+#include "annals/store/export.hpp"
 #include "annals/store/hash_chain.hpp"
 #include "annals/store/sql_event_store.hpp"
 #include "support/backends.hpp"
@@ -367,4 +369,36 @@ TEST_CASE("pg: a store reconnects after the server dropped its connections", "[.
   store->read_transaction([](SqlSession& sql) { CHECK(head_position(sql) == 2); });
   store->write_transaction([](SqlSession& sql) { CHECK(head_position(sql) == 2); });
   CHECK(verify_log(*store).events == 2);
+}
+
+TEST_CASE("pg: export from SQLite, import into PostgreSQL and back is byte for byte", "[.pg]") {
+  annals::test::SqliteBackend sqlite;
+  auto source = sqlite.open();
+  source->append("s-1", ExpectedVersion::no_stream(), {fixed_event(1), fixed_event(2)});
+  NewEvent bin = fixed_event(3);
+  bin.payload_format = PayloadFormat::binary;
+  bin.payload = std::string("\0\x01\xff", 3);
+  source->append("s-2", ExpectedVersion::any(), {bin});
+  std::stringstream first;
+  (void)export_log(*source, first);
+
+  auto pg_store = open_sql_event_store(fresh_schema("annals_smoke_import"));
+  std::stringstream in(first.str());
+  const ImportResult imported = import_log(*pg_store, in);
+  CHECK(imported.events == 3);
+  std::stringstream second;
+  (void)export_log(*pg_store, second);
+  CHECK(second.str() == first.str());
+  CHECK(pg_store->read_stream("s-2").front().payload == std::string("\0\x01\xff", 3));
+  // Appends continue the imported chain.
+  pg_store->append("s-1", ExpectedVersion::exactly(2), {fixed_event(4)});
+  CHECK(verify_log(*pg_store).events == 4);
+
+  annals::test::SqliteBackend back;
+  auto target = std::dynamic_pointer_cast<SqlEventStore>(back.open());
+  std::stringstream again(second.str());
+  (void)import_log(*target, again);
+  std::stringstream third;
+  (void)export_log(*target, third);
+  CHECK(third.str() == first.str());
 }
