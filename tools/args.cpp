@@ -1,102 +1,16 @@
 #include "args.hpp"
 
-#include <algorithm>
 #include <charconv>
 #include <chrono>
 
 #include "annals/events/printable.hpp"
+#include "annals/store/event_store.hpp"
 
 namespace annals::cli {
 
 namespace {
 
 constexpr std::string_view kSqliteScheme = "sqlite:";
-constexpr std::string_view kMemoryScheme = "memory:";
-constexpr std::string_view kRedacted = "***";
-
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
-
-bool is_postgres_url(std::string_view uri) {
-  return uri.starts_with("postgresql://") || uri.starts_with("postgres://");
-}
-
-// "postgresql://user:secret@host/db?password=secret&x=y" -> "postgresql://user:***@host/db?
-// password=***&x=y". Conservative: the user part runs to the last '@' before the query, so a
-// password holding an unencoded '/' is hidden too (with whatever follows it up to the '@').
-std::string redact_url(std::string_view uri) {
-  const std::size_t authority = uri.find("://") + 3;
-  const std::size_t query = std::min(uri.find('?', authority), uri.size());
-  std::string out(uri.substr(0, authority));
-  const std::string_view before_query = uri.substr(authority, query - authority);
-  const std::size_t at = before_query.rfind('@');
-  if (at != std::string_view::npos && before_query.find(':') < at) {
-    out += before_query.substr(0, before_query.find(':') + 1);
-    out += kRedacted;
-    out += before_query.substr(at);
-  } else {
-    out += before_query;
-  }
-  if (query == uri.size()) return out;
-  out += '?';
-  std::string_view rest = uri.substr(query + 1);
-  for (bool first = true;; first = false) {
-    const std::size_t amp = rest.find('&');
-    const std::string_view param = rest.substr(0, amp);
-    if (!first) out += '&';
-    if (param.substr(0, param.find('=')) == "password" && param.find('=') != std::string_view::npos) {
-      out += "password=";
-      out += kRedacted;
-    } else {
-      out += param;
-    }
-    if (amp == std::string_view::npos) break;
-    rest.remove_prefix(amp + 1);
-  }
-  return out;
-}
-
-// A libpq keyword string (keyword = value pairs, values bare or single-quoted with backslash
-// escapes) with the value of every password keyword replaced.
-std::string redact_keywords(std::string_view text) {
-  std::string out;
-  std::size_t i = 0;
-  const std::size_t n = text.size();
-  const auto malformed = [&]() -> std::string {
-    const std::size_t at = text.find("password");
-    if (at == std::string_view::npos) return std::string(text);
-    return std::string(text.substr(0, at)) + "password=" + std::string(kRedacted) +
-           " (the rest not shown)";
-  };
-  while (true) {
-    const std::size_t space = i;
-    while (i < n && is_space(text[i])) ++i;
-    out += text.substr(space, i - space);
-    if (i == n) return out;
-    const std::size_t key = i;
-    while (i < n && !is_space(text[i]) && text[i] != '=') ++i;
-    const std::string_view keyword = text.substr(key, i - key);
-    while (i < n && is_space(text[i])) ++i;
-    if (i == n || text[i] != '=') return malformed();
-    ++i;
-    while (i < n && is_space(text[i])) ++i;
-    out += text.substr(key, i - key);  // the keyword, '=' and the spaces around it
-    const std::size_t value = i;
-    if (i < n && text[i] == '\'') {
-      ++i;
-      while (i < n && text[i] != '\'') i += text[i] == '\\' ? 2 : 1;
-      if (i >= n) return malformed();
-      ++i;
-    } else {
-      while (i < n && !is_space(text[i])) i += text[i] == '\\' ? 2 : 1;
-      i = std::min(i, n);
-    }
-    if (keyword == "password") {
-      out += kRedacted;
-    } else {
-      out += text.substr(value, i - value);
-    }
-  }
-}
 
 }  // namespace
 
@@ -105,8 +19,8 @@ std::string store_uri(const Target& target) {
     throw InvalidArgument("give --db or --uri, not both");
   }
   if (!target.db.empty()) {
-    if (is_postgres_url(target.db)) {
-      throw InvalidArgument("--db '" + printable(display_uri(target.db)) +
+    if (target.db.starts_with("postgresql://") || target.db.starts_with("postgres://")) {
+      throw InvalidArgument("--db '" + printable(redact_store_uri(target.db)) +
                             "' is a PostgreSQL URI; --db takes an SQLite file, give a PostgreSQL "
                             "store with --uri");
     }
@@ -116,30 +30,8 @@ std::string store_uri(const Target& target) {
   throw InvalidArgument("no store given: pass --db PATH or --uri URI");
 }
 
-StoreKind store_kind(std::string_view uri) {
-  if (uri.starts_with(kSqliteScheme)) return StoreKind::sqlite;
-  if (uri.starts_with(kMemoryScheme)) return StoreKind::memory;
-  if (is_postgres_url(uri)) return StoreKind::postgresql;
-  // A keyword string: a keyword (letters and '_', as libpq's keywords are), then '='.
-  std::size_t i = 0;
-  while (i < uri.size() && is_space(uri[i])) ++i;
-  const std::size_t key = i;
-  while (i < uri.size() && ((uri[i] >= 'a' && uri[i] <= 'z') || (uri[i] >= 'A' && uri[i] <= 'Z') ||
-                            uri[i] == '_')) {
-    ++i;
-  }
-  if (i == key) return StoreKind::unknown;
-  while (i < uri.size() && is_space(uri[i])) ++i;
-  return i < uri.size() && uri[i] == '=' ? StoreKind::postgresql : StoreKind::unknown;
-}
-
-std::string display_uri(std::string_view uri) {
-  if (store_kind(uri) != StoreKind::postgresql) return std::string(uri);
-  return is_postgres_url(uri) ? redact_url(uri) : redact_keywords(uri);
-}
-
 std::optional<std::filesystem::path> sqlite_file(std::string_view uri) {
-  if (store_kind(uri) != StoreKind::sqlite) return std::nullopt;
+  if (!uri.starts_with(kSqliteScheme)) return std::nullopt;
   std::string_view path = uri.substr(kSqliteScheme.size());
   path = path.substr(0, path.find('?'));
   return std::filesystem::path(std::string(path));

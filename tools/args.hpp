@@ -18,26 +18,12 @@ namespace annals::cli {
 
 // The store URI the target names: "sqlite:" + --db, or --uri. InvalidArgument unless exactly
 // one of them is given, and for a --db that is spelled as a PostgreSQL URI (--db takes an SQLite
-// file; a PostgreSQL store is given with --uri).
+// file; a PostgreSQL store is given with --uri). The program prints a URI only through
+// annals::redact_store_uri(), so a PostgreSQL password is never shown.
 [[nodiscard]] std::string store_uri(const Target& target);
-
-// Which backend a store URI names, from its spelling alone (nothing is opened or checked):
-//   sqlite      "sqlite:<path>[?options]"
-//   memory      "memory:[?options]"
-//   postgresql  "postgresql://...", "postgres://...", or a libpq keyword string: text that starts
-//               with a keyword and '=' ("host=/tmp dbname=annals", "dbname=annals")
-//   unknown     anything else (open_event_store says what is wrong with it)
-enum class StoreKind { sqlite, memory, postgresql, unknown };
-[[nodiscard]] StoreKind store_kind(std::string_view uri);
 
 // The file of a "sqlite:<path>[?options]" URI; nullopt for other schemes.
 [[nodiscard]] std::optional<std::filesystem::path> sqlite_file(std::string_view uri);
-
-// The URI as the program shows it (output, messages): a PostgreSQL password is replaced by
-// "***" wherever libpq would read one (user:PASSWORD@ in a URI, password=... in its query or in a
-// keyword string); everything else is kept as given. A keyword string the function cannot
-// take apart has everything from "password" on replaced.
-[[nodiscard]] std::string display_uri(std::string_view uri);
 
 // "2026-11-21T09:30:00Z", "2026-11-21T09:30:00.123456Z", with an optional "+HH:MM"/"-HH:MM"
 // offset instead of Z, or integer microseconds since the epoch. InvalidArgument otherwise.

@@ -339,7 +339,7 @@ int stats(const Target& target, std::ostream& out, std::ostream&) {
                                  {"lag", head > c.position ? head - c.position : 0},
                                  {"updated_at", format_timestamp(c.updated_at)}});
     }
-    json j{{"store", display_uri(uri)},
+    json j{{"store", redact_store_uri(uri)},
            {"events", events},
            {"streams", streams},
            {"head_position", head},
@@ -360,7 +360,7 @@ int stats(const Target& target, std::ostream& out, std::ostream&) {
     out << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return kExitOk;
   }
-  out << "store          " << display_uri(uri) << "\n"
+  out << "store          " << redact_store_uri(uri) << "\n"
       << "events         " << events << "\n"
       << "streams        " << streams << "\n"
       << "head position  " << head << "\n"
@@ -552,7 +552,7 @@ int verify(const VerifyArgs& args, std::ostream& out, std::ostream& err) {
   if (key && !args.checkpoint) throw InvalidArgument("--key-file needs --checkpoint");
   const std::shared_ptr<SqlEventStore> store = open_sql_event_store(uri);
 
-  json result{{"store", display_uri(uri)}};
+  json result{{"store", redact_store_uri(uri)}};
   auto fail = [&](const IntegrityError& e) {
     if (args.target.json) {
       result["ok"] = false;
@@ -699,7 +699,7 @@ int import_events(const ImportArgs& args, std::ostream& out, std::ostream&) {
   try {
     std::shared_ptr<SqlEventStore> store = open_sql_event_store(uri);
     if (const std::uint64_t head = store->head_position(); head != 0) {
-      throw InvalidArgument("import: the store " + printable(display_uri(uri), 200) +
+      throw InvalidArgument("import: the store " + printable(redact_store_uri(uri), 200) +
                             " is not empty (head position " +
                             std::to_string(head) + "); import only into an empty store");
     }
@@ -713,14 +713,14 @@ int import_events(const ImportArgs& args, std::ostream& out, std::ostream&) {
     throw;
   }
   if (args.target.json) {
-    out << json{{"store", display_uri(uri)},
+    out << json{{"store", redact_store_uri(uri)},
                 {"events", result.events},
                 {"head_position", result.head_position},
                 {"head_hash", to_hex(result.head_hash)}}
                .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
         << "\n";
   } else {
-    out << "imported " << result.events << " events into " << display_uri(uri) << "; head position "
+    out << "imported " << result.events << " events into " << redact_store_uri(uri) << "; head position "
         << result.head_position << ", head hash " << to_hex(result.head_hash)
         << "\n(read tables are built on first use: annals runs, or annals rebuild)\n";
   }

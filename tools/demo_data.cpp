@@ -262,7 +262,7 @@ int demo(const DemoArgs& args, std::ostream& out, std::ostream& err) {
   const auto page = factory.create_workflow_run_repository().get_paginated_workflow_runs(
       kDemoTenant, kDemoApp, kDemoTrigger, 20);
   if (args.target.json) {
-    out << nlohmann::ordered_json{{"store", display_uri(uri)},
+    out << nlohmann::ordered_json{{"store", redact_store_uri(uri)},
                                   {"runs_written", written.runs},
                                   {"runs_deleted", written.deleted},
                                   {"events_written", head - head_before},
@@ -278,7 +278,7 @@ int demo(const DemoArgs& args, std::ostream& out, std::ostream& err) {
   char rate[64];
   std::snprintf(rate, sizeof rate, "%.2fs", took);
   out << "wrote " << written.runs << " workflow runs (" << written.deleted << " later deleted), "
-      << (head - head_before) << " events, to " << display_uri(uri) << " in " << rate
+      << (head - head_before) << " events, to " << redact_store_uri(uri) << " in " << rate
       << "; head position "
       << head << "\n\n"
       << "newest runs of " << kDemoTenant << "/" << kDemoApp << " (" << kDemoTrigger
@@ -286,7 +286,7 @@ int demo(const DemoArgs& args, std::ostream& out, std::ostream& err) {
   print_runs_table(out, page.data);
   if (page.has_more && !page.data.empty()) {
     out << "\nmore: annals runs "
-        << (args.target.db.empty() ? "--uri " + shell_word(display_uri(uri))
+        << (args.target.db.empty() ? "--uri " + shell_word(redact_store_uri(uri))
                                    : "--db " + shell_word(args.target.db))
         << " --tenant "
         << kDemoTenant << " --app " << kDemoApp << " --last-id " << page.data.back().id << "\n";

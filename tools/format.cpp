@@ -21,7 +21,7 @@ std::string existing_store_uri(const Target& target) {
       throw StoreError("'" + file->string() + "' is not a database file", false);
     }
   }
-  if (store_kind(uri) == StoreKind::postgresql) require_postgres_store(uri);
+  if (parse_store_uri(uri).scheme == "postgresql") require_postgres_store(uri);
   return uri;
 }
 

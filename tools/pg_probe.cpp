@@ -4,8 +4,6 @@
 #include <annals/events/printable.hpp>
 #include <annals/store/event_store.hpp>
 
-#include "args.hpp"
-
 #ifdef ANNALS_CLI_HAVE_LIBPQ
 #include <libpq-fe.h>
 
@@ -17,7 +15,7 @@ namespace annals::cli {
 #ifdef ANNALS_CLI_HAVE_LIBPQ
 
 void require_postgres_store(const std::string& uri) {
-  const std::string shown = printable(display_uri(uri), 200);
+  const std::string shown = printable(redact_store_uri(uri), 200);
   // The connection string without annals' own options (payload=, synchronous=, ...).
   const std::string conninfo = parse_store_uri(uri).path;
   const std::unique_ptr<PGconn, decltype(&PQfinish)> conn(PQconnectdb(conninfo.c_str()), &PQfinish);

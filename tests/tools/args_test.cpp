@@ -59,45 +59,13 @@ TEST_CASE("the file the program checks is the file the store URI opens", "[tools
   CHECK_THROWS_AS(store_uri(Target{}), InvalidArgument);
 }
 
-TEST_CASE("store_kind tells the backends apart by spelling, as the library does", "[tools][args]") {
-  CHECK(store_kind("sqlite:/data/e.db?payload=binary") == StoreKind::sqlite);
-  CHECK(store_kind("sqlite:a=b.db") == StoreKind::sqlite);
-  CHECK(store_kind("memory:") == StoreKind::memory);
-  CHECK(store_kind("postgresql://u@localhost/annals") == StoreKind::postgresql);
-  CHECK(store_kind("postgres:///annals?host=/tmp") == StoreKind::postgresql);
-  CHECK(store_kind("host=/tmp/x port=5432 dbname=annals") == StoreKind::postgresql);
-  CHECK(store_kind("  dbname = annals") == StoreKind::postgresql);
-  for (const char* other : {"", "bogus:x", "bogus:x=1", "=x", "events.db", "/data/e.db",
-                            "postgresql:/x", "SQLITE:/x"}) {
-    CAPTURE(other);
-    CHECK(store_kind(other) == StoreKind::unknown);
+TEST_CASE("only an sqlite: URI names a file the program checks for", "[tools][args]") {
+  for (const char* uri : {"postgresql://u@localhost/annals", "postgres:///annals?host=/tmp",
+                          "host=/tmp/x port=5432 dbname=annals", "dbname=sqlite:x"}) {
+    CAPTURE(uri);
+    CHECK_FALSE(sqlite_file(uri).has_value());
+    CHECK(parse_store_uri(uri).scheme == "postgresql");
   }
-  // Only an sqlite: URI names a file the program checks for.
-  CHECK_FALSE(sqlite_file("host=/tmp dbname=sqlite:x").has_value());
-  CHECK_FALSE(sqlite_file("postgresql://h/db").has_value());
-}
-
-TEST_CASE("display_uri never shows a PostgreSQL password", "[tools][args][hostile]") {
-  CHECK(display_uri("postgresql://alice:s3cret@db.example:5432/annals?sslmode=require") ==
-        "postgresql://alice:***@db.example:5432/annals?sslmode=require");
-  CHECK(display_uri("postgres://alice:p@ss@host/db") == "postgres://alice:***@host/db");
-  CHECK(display_uri("postgresql://alice@host/db?password=s3cret&payload=binary") ==
-        "postgresql://alice@host/db?password=***&payload=binary");
-  CHECK(display_uri("postgresql://alice:a/b@host/db") == "postgresql://alice:***@host/db");
-  CHECK(display_uri("postgresql:///annals?host=/tmp/pg") == "postgresql:///annals?host=/tmp/pg");
-  CHECK(display_uri("host=/tmp/x password=s3cret dbname=annals") ==
-        "host=/tmp/x password=*** dbname=annals");
-  // Malformed for libpq ('' is no escape inside quotes): the secret is not shown either way.
-  CHECK(display_uri("password = 'it''s \\' secret' dbname=annals") ==
-        "password=*** (the rest not shown)");
-  CHECK(display_uri("dbname=annals password='a b\\'c' user=u") ==
-        "dbname=annals password=*** user=u");
-  CHECK(display_uri("dbname=annals password='unterminated") ==
-        "dbname=annals password=*** (the rest not shown)");
-  CHECK(display_uri("dbname=annals password") == "dbname=annals password=*** (the rest not shown)");
-  // Other stores are shown as given.
-  CHECK(display_uri("sqlite:/data/password=x.db") == "sqlite:/data/password=x.db");
-  CHECK(display_uri("memory:") == "memory:");
 }
 
 TEST_CASE("--db takes a file, a PostgreSQL URI goes with --uri", "[tools][args]") {
