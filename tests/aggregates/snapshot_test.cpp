@@ -230,7 +230,7 @@ TEST_CASE("damaged WorkflowRun snapshot bytes throw SerializationError, never mi
 // ---- the SnapshotStore ----
 
 TEMPLATE_TEST_CASE("the snapshot store keeps the latest snapshot per stream and never goes back",
-                   "[snapshots][store]", annals::test::MemoryBackend, annals::test::SqliteBackend) {
+                   "[snapshots][store]", ANNALS_BACKENDS) {
   TestType backend;
   auto sql = sql_of(backend.open());
   auto snapshots = open_snapshot_store(sql);
@@ -284,7 +284,7 @@ TEMPLATE_TEST_CASE("the snapshot store keeps the latest snapshot per stream and 
 }
 
 TEMPLATE_TEST_CASE("the snapshot store reports a damaged row as IntegrityError",
-                   "[snapshots][store]", annals::test::MemoryBackend, annals::test::SqliteBackend) {
+                   "[snapshots][store]", ANNALS_BACKENDS) {
   TestType backend;
   auto sql = sql_of(backend.open());
   auto snapshots = open_snapshot_store(sql);
@@ -309,7 +309,7 @@ TEMPLATE_TEST_CASE("the snapshot store reports a damaged row as IntegrityError",
 // ---- AggregateRepository with snapshots ----
 
 TEMPLATE_TEST_CASE("snapshots are taken every N events of a stream", "[snapshots][repositories]",
-                   annals::test::MemoryBackend, annals::test::SqliteBackend) {
+                   ANNALS_BACKENDS) {
   TestType backend;
   Messages messages;
   AggregateRepository<WorkflowRun> runs(backend.open(), messages.policy(10));
@@ -347,8 +347,7 @@ TEMPLATE_TEST_CASE("snapshots are taken every N events of a stream", "[snapshots
 }
 
 TEMPLATE_TEST_CASE("a load from a snapshot equals the load from all events",
-                   "[snapshots][repositories]", annals::test::MemoryBackend,
-                   annals::test::SqliteBackend) {
+                   "[snapshots][repositories]", ANNALS_BACKENDS) {
   for (const char* options : {"payload=json", "payload=binary"}) {
     INFO(options);
     TestType backend;
@@ -392,8 +391,7 @@ TEMPLATE_TEST_CASE("a load from a snapshot equals the load from all events",
 }
 
 TEMPLATE_TEST_CASE("a corrupt snapshot is ignored with a message and the load is still right",
-                   "[snapshots][repositories]", annals::test::MemoryBackend,
-                   annals::test::SqliteBackend) {
+                   "[snapshots][repositories]", ANNALS_BACKENDS) {
   TestType backend;
   auto store = backend.open();
   auto sql = sql_of(store);
@@ -454,8 +452,7 @@ TEMPLATE_TEST_CASE("a corrupt snapshot is ignored with a message and the load is
 }
 
 TEMPLATE_TEST_CASE("a snapshot of another schema is ignored and replaced by the next load",
-                   "[snapshots][repositories]", annals::test::MemoryBackend,
-                   annals::test::SqliteBackend) {
+                   "[snapshots][repositories]", ANNALS_BACKENDS) {
   TestType backend;
   auto store = backend.open();
   Messages messages;
@@ -481,8 +478,7 @@ TEMPLATE_TEST_CASE("a snapshot of another schema is ignored and replaced by the 
 }
 
 TEMPLATE_TEST_CASE("a stream written without snapshots gets one when first loaded",
-                   "[snapshots][repositories]", annals::test::MemoryBackend,
-                   annals::test::SqliteBackend) {
+                   "[snapshots][repositories]", ANNALS_BACKENDS) {
   TestType backend;
   auto store = backend.open();
   AggregateRepository<WorkflowRun> plain(store);
@@ -501,8 +497,7 @@ TEMPLATE_TEST_CASE("a stream written without snapshots gets one when first loade
 }
 
 TEMPLATE_TEST_CASE("failing to write a snapshot does not fail the save",
-                   "[snapshots][repositories]", annals::test::MemoryBackend,
-                   annals::test::SqliteBackend) {
+                   "[snapshots][repositories]", ANNALS_BACKENDS) {
   TestType backend;
   auto store = backend.open();
   auto sql = sql_of(store);

@@ -111,8 +111,7 @@ class IndexedCounting : public CountingProjection {
 }  // namespace
 
 TEMPLATE_TEST_CASE("a rebuild reproduces the incremental projection row for row",
-                   "[projections][rebuild]", annals::test::MemoryBackend,
-                   annals::test::SqliteBackend) {
+                   "[projections][rebuild]", ANNALS_BACKENDS) {
   TestType backend;
   auto store = as_sql(backend.open());
   auto projection = std::make_shared<CountingProjection>();
@@ -166,8 +165,7 @@ TEMPLATE_TEST_CASE("a rebuild reproduces the incremental projection row for row"
 }
 
 TEMPLATE_TEST_CASE("a version bump makes attach_inline_projections rebuild",
-                   "[projections][rebuild]", annals::test::MemoryBackend,
-                   annals::test::SqliteBackend) {
+                   "[projections][rebuild]", ANNALS_BACKENDS) {
   TestType backend;
   auto store = as_sql(backend.open());
   fill(*store, 1200, 20);
@@ -193,8 +191,7 @@ TEMPLATE_TEST_CASE("a version bump makes attach_inline_projections rebuild",
 }
 
 TEMPLATE_TEST_CASE("a rebuild finds a tampered live table and the swap repairs it",
-                   "[projections][rebuild]", annals::test::MemoryBackend,
-                   annals::test::SqliteBackend) {
+                   "[projections][rebuild]", ANNALS_BACKENDS) {
   TestType backend;
   auto store = as_sql(backend.open());
   fill(*store, 1000, 10);
@@ -262,8 +259,7 @@ TEMPLATE_TEST_CASE("a rebuild finds a tampered live table and the swap repairs i
 }
 
 TEMPLATE_TEST_CASE("readers see complete old data during a rebuild and appends reach the new",
-                   "[projections][rebuild]", annals::test::MemoryBackend,
-                   annals::test::SqliteBackend) {
+                   "[projections][rebuild]", ANNALS_BACKENDS) {
   TestType backend;
   auto store = as_sql(backend.open());
   fill(*store, 2000, 40);
@@ -309,8 +305,7 @@ TEMPLATE_TEST_CASE("readers see complete old data during a rebuild and appends r
 }
 
 TEMPLATE_TEST_CASE("a reader thread never sees partial tables across a rebuild's swap",
-                   "[projections][rebuild]", annals::test::MemoryBackend,
-                   annals::test::SqliteBackend) {
+                   "[projections][rebuild]", ANNALS_BACKENDS) {
   TestType backend;
   auto store = as_sql(backend.open());
   fill(*store, 1500, 30);
@@ -347,8 +342,7 @@ TEMPLATE_TEST_CASE("a reader thread never sees partial tables across a rebuild's
 }
 
 TEMPLATE_TEST_CASE("a failing rebuild leaves the live tables and checkpoint untouched",
-                   "[projections][rebuild]", annals::test::MemoryBackend,
-                   annals::test::SqliteBackend) {
+                   "[projections][rebuild]", ANNALS_BACKENDS) {
   TestType backend;
   auto store = as_sql(backend.open());
   fill(*store, 2000, 25);
@@ -410,7 +404,7 @@ TEMPLATE_TEST_CASE("a failing rebuild leaves the live tables and checkpoint unto
 }
 
 TEMPLATE_TEST_CASE("rebuild progress is monotonic and ends at the total", "[projections][rebuild]",
-                   annals::test::MemoryBackend, annals::test::SqliteBackend) {
+                   ANNALS_BACKENDS) {
   TestType backend;
   auto store = as_sql(backend.open());
   fill(*store, 1050, 10);
@@ -437,8 +431,7 @@ TEMPLATE_TEST_CASE("rebuild progress is monotonic and ends at the total", "[proj
 }
 
 TEMPLATE_TEST_CASE("rebuilds in a row take new generations with unique index names",
-                   "[projections][rebuild]", annals::test::MemoryBackend,
-                   annals::test::SqliteBackend) {
+                   "[projections][rebuild]", ANNALS_BACKENDS) {
   TestType backend;
   auto store = as_sql(backend.open());
   fill(*store, 600, 12);
@@ -462,7 +455,7 @@ TEMPLATE_TEST_CASE("rebuilds in a row take new generations with unique index nam
 }
 
 TEMPLATE_TEST_CASE("an empty log rebuilds to empty tables", "[projections][rebuild]",
-                   annals::test::MemoryBackend, annals::test::SqliteBackend) {
+                   ANNALS_BACKENDS) {
   TestType backend;
   auto store = as_sql(backend.open());
   CountingProjection projection;  // never ran: rebuild sets it up
@@ -475,8 +468,8 @@ TEMPLATE_TEST_CASE("an empty log rebuilds to empty tables", "[projections][rebui
 }
 
 TEST_CASE("a second rebuild of the same projection takes over from the first",
-          "[projections][rebuild]") {
-  annals::test::SqliteBackend backend;
+          "[projections][rebuild]" ANNALS_PG_TAG) {
+  annals::test::PersistentBackend backend;
   auto store = as_sql(backend.open());
   fill(*store, 1000, 10);
   CountingProjection projection;
@@ -504,8 +497,8 @@ TEST_CASE("a second rebuild of the same projection takes over from the first",
 }
 
 TEST_CASE("a host application's view over a live table survives the swap",
-          "[projections][rebuild]") {
-  annals::test::SqliteBackend backend;
+          "[projections][rebuild]" ANNALS_PG_TAG) {
+  annals::test::PersistentBackend backend;
   auto store = as_sql(backend.open());
   fill(*store, 300, 5);
   CountingProjection projection;
@@ -524,8 +517,7 @@ TEST_CASE("a host application's view over a live table survives the swap",
 }
 
 TEMPLATE_TEST_CASE("a rebuild drops the shadow tables a crashed rebuild left behind",
-                   "[projections][rebuild]", annals::test::MemoryBackend,
-                   annals::test::SqliteBackend) {
+                   "[projections][rebuild]", ANNALS_BACKENDS) {
   TestType backend;
   auto store = as_sql(backend.open());
   fill(*store, 400, 8);
@@ -570,8 +562,7 @@ class BadKey : public CountingProjection {
 }  // namespace
 
 TEMPLATE_TEST_CASE("a rebuild into new columns reports them and swaps them in",
-                   "[projections][rebuild]", annals::test::MemoryBackend,
-                   annals::test::SqliteBackend) {
+                   "[projections][rebuild]", ANNALS_BACKENDS) {
   TestType backend;
   auto store = as_sql(backend.open());
   fill(*store, 300, 6);
