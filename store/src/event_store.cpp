@@ -1,5 +1,7 @@
 #include "annals/store/event_store.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <set>
 
@@ -150,11 +152,327 @@ struct ParsedUri {
   StoreOptions options;
 };
 
+constexpr std::string_view kPostgresSchemes[] = {"postgresql://", "postgres://"};
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+
+bool is_postgres_url(std::string_view uri) {
+  for (std::string_view scheme : kPostgresSchemes) {
+    if (uri.starts_with(scheme)) return true;
+  }
+  return false;
+}
+
+// A libpq keyword string: its first token is `word=` (spaces allowed around the '=', as libpq
+// allows them). "sqlite:/x?a=b" is not one: its first word ends at the ':'.
+bool is_keyword_string(std::string_view uri) {
+  std::size_t i = 0;
+  while (i < uri.size() && is_space(uri[i])) ++i;
+  const std::size_t word = i;
+  while (i < uri.size() && (std::isalnum(static_cast<unsigned char>(uri[i])) != 0 || uri[i] == '_')) {
+    ++i;
+  }
+  if (i == word) return false;
+  while (i < uri.size() && is_space(uri[i])) ++i;
+  return i < uri.size() && uri[i] == '=';
+}
+
+
+// One `key=value` of a keyword string, the value without its quotes and escapes.
+struct Keyword {
+  std::string key;
+  std::string value;
+};
+
+// Splits a libpq keyword string as libpq does (values in single quotes, backslash escapes).
+// nullopt when it is malformed; *error then says what is wrong.
+std::optional<std::vector<Keyword>> split_keywords(std::string_view text,
+                                                   std::string* error = nullptr) {
+  std::vector<Keyword> out;
+  std::size_t i = 0;
+  const auto fail = [&](std::string why) -> std::optional<std::vector<Keyword>> {
+    if (error != nullptr) *error = std::move(why);
+    return std::nullopt;
+  };
+  while (true) {
+    while (i < text.size() && is_space(text[i])) ++i;
+    if (i == text.size()) break;
+    Keyword k;
+    while (i < text.size() && !is_space(text[i]) && text[i] != '=') k.key += text[i++];
+    while (i < text.size() && is_space(text[i])) ++i;
+    if (i == text.size() || text[i] != '=') {
+      return fail("'" + printable(k.key) + "' has no '=value'");
+    }
+    ++i;
+    while (i < text.size() && is_space(text[i])) ++i;
+    if (i < text.size() && text[i] == '\'') {
+      ++i;
+      bool closed = false;
+      while (i < text.size()) {
+        if (text[i] == '\\' && i + 1 < text.size()) {
+          k.value += text[i + 1];
+          i += 2;
+        } else if (text[i] == '\'') {
+          ++i;
+          closed = true;
+          break;
+        } else {
+          k.value += text[i++];
+        }
+      }
+      if (!closed) return fail("the value of '" + printable(k.key) + "' has no closing quote");
+    } else {
+      while (i < text.size() && !is_space(text[i])) {
+        if (text[i] == '\\' && i + 1 < text.size()) ++i;
+        k.value += text[i++];
+      }
+    }
+    out.push_back(std::move(k));
+  }
+  return out;
+}
+
+// A keyword's value as libpq reads it back: quoted when it is empty or holds a space, quote or
+// backslash.
+std::string quote_keyword_value(std::string_view value) {
+  const bool plain = !value.empty() && std::none_of(value.begin(), value.end(), [](char c) {
+    return is_space(c) || c == '\'' || c == '\\';
+  });
+  if (plain) return std::string(value);
+  std::string out = "'";
+  for (char c : value) {
+    if (c == '\'' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "'";
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string percent_decoded(std::string_view s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
+      out += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+constexpr const char* kRedacted = "***";
+
+std::string redact_url(std::string_view uri) {
+  const auto scheme_end = uri.find("://");
+  std::string out(uri.substr(0, scheme_end + 3));
+  std::string_view rest = uri.substr(scheme_end + 3);
+  // libpq reads user:password@ before the first '/'; a raw '@' in the password would end it
+  // early, so everything up to the last '@' before the '/' is hidden after the first ':'.
+  const std::string_view authority = rest.substr(0, rest.find('/'));
+  if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+    const std::string_view userinfo = authority.substr(0, at);
+    if (const auto colon = userinfo.find(':'); colon != std::string_view::npos) {
+      out += userinfo.substr(0, colon + 1);
+      out += kRedacted;
+      rest = rest.substr(at);
+    }
+  }
+  const auto q = rest.find('?');
+  out += rest.substr(0, q);
+  if (q == std::string_view::npos) return out;
+  out += '?';
+  std::string_view query = rest.substr(q + 1);
+  bool first = true;
+  while (true) {
+    const auto amp = query.find('&');
+    const std::string_view item = query.substr(0, amp);
+    if (!first) out += '&';
+    first = false;
+    const auto eq = item.find('=');
+    if (eq != std::string_view::npos && percent_decoded(item.substr(0, eq)) == "password") {
+      out += item.substr(0, eq + 1);
+      out += kRedacted;
+    } else {
+      out += item;
+    }
+    if (amp == std::string_view::npos) break;
+    query = query.substr(amp + 1);
+  }
+  return out;
+}
+
+std::string redact_keywords(std::string_view text) {
+  // Token by token, keeping the text as written except the passwords' values. A string libpq
+  // could not split is cut at the first password= (everything after it may be the password).
+  std::string out;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const std::size_t token = i;
+    while (i < text.size() && is_space(text[i])) ++i;
+    std::string key;
+    while (i < text.size() && !is_space(text[i]) && text[i] != '=') key += text[i++];
+    while (i < text.size() && is_space(text[i])) ++i;
+    if (i == text.size() || text[i] != '=') {
+      out += text.substr(token);
+      return out;
+    }
+    ++i;
+    while (i < text.size() && is_space(text[i])) ++i;
+    const std::size_t value_start = i;
+    std::string value;
+    if (i < text.size() && text[i] == '\'') {
+      ++i;
+      while (i < text.size() && text[i] != '\'') {
+        if (text[i] == '\\' && i + 1 < text.size()) ++i;
+        value += text[i++];
+      }
+      if (i < text.size()) ++i;
+    } else {
+      while (i < text.size() && !is_space(text[i])) {
+        if (text[i] == '\\' && i + 1 < text.size()) ++i;
+        value += text[i++];
+      }
+    }
+    out += text.substr(token, value_start - token);
+    if (key == "password") {
+      out += kRedacted;
+    } else if (is_postgres_url(value)) {
+      out += redact_url(text.substr(value_start, i - value_start));
+    } else {
+      out += text.substr(value_start, i - value_start);
+    }
+  }
+  return out;
+}
+
+// Applies one of annals' own options (payload, synchronous, busy_timeout_ms, group_commit,
+// vfs) to `options`; false when `key` is none of them.
+bool apply_option(const std::string& quoted, const std::string& key, std::string_view value,
+                  StoreOptions& options) {
+  if (key == "payload") {
+    try {
+      options.payload_format = parse_payload_format(value);
+    } catch (const InvalidArgument& e) {
+      throw InvalidArgument(quoted + ": " + e.what());
+    }
+  } else if (key == "synchronous") {
+    if (value == "full") {
+      options.synchronous = Synchronous::full;
+    } else if (value == "normal") {
+      options.synchronous = Synchronous::normal;
+    } else {
+      throw InvalidArgument(quoted + ": synchronous '" + printable(value) +
+                            "': expected full or normal");
+    }
+  } else if (key == "busy_timeout_ms") {
+    long long ms = -1;
+    const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), ms);
+    if (ec != std::errc{} || end != value.data() + value.size() || ms < 0 || ms > 3'600'000) {
+      throw InvalidArgument(quoted + ": busy_timeout_ms '" + printable(value) +
+                            "': expected milliseconds from 0 to 3600000");
+    }
+    options.busy_timeout = std::chrono::milliseconds(ms);
+  } else if (key == "group_commit") {
+    if (value == "on") {
+      options.group_commit = true;
+    } else if (value == "off") {
+      options.group_commit = false;
+    } else {
+      throw InvalidArgument(quoted + ": group_commit '" + printable(value) +
+                            "': expected on or off");
+    }
+  } else if (key == "vfs") {
+    if (value.empty()) throw InvalidArgument(quoted + ": vfs is empty: expected a VFS name");
+    options.vfs = std::string(value);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+bool is_postgres_option(std::string_view key) {
+  return key == "payload" || key == "synchronous" || key == "busy_timeout_ms" ||
+         key == "group_commit" || key == "vfs";
+}
+
+void refuse_vfs(const std::string& quoted, std::string_view key) {
+  if (key == "vfs") {
+    throw InvalidArgument(quoted +
+                          ": vfs= names an SQLite VFS; a PostgreSQL store takes no vfs option");
+  }
+}
+
+// A postgresql:// or postgres:// URI: annals' options leave its query, the rest stays for libpq.
+ParsedUri parse_postgres_url(std::string_view uri, const StoreOptions& base,
+                             const std::string& quoted) {
+  ParsedUri out{"postgresql", {}, base};
+  const auto q = uri.find('?');
+  out.path = std::string(uri.substr(0, q));
+  if (q == std::string_view::npos) return out;
+  std::string_view query = uri.substr(q + 1);
+  std::set<std::string, std::less<>> seen;
+  std::string kept;
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const std::string_view item = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    const auto eq = item.find('=');
+    if (eq == std::string_view::npos) {
+      throw InvalidArgument(quoted + ": option '" + printable(item) + "' has no '=value'");
+    }
+    const std::string key(item.substr(0, eq));
+    if (!is_postgres_option(key)) {
+      kept += kept.empty() ? "?" : "&";
+      kept += item;
+      continue;
+    }
+    refuse_vfs(quoted, key);
+    if (!seen.insert(key).second)
+      throw InvalidArgument(quoted + ": option '" + printable(key) + "' given twice");
+    apply_option(quoted, key, item.substr(eq + 1), out.options);
+  }
+  out.path += kept;
+  return out;
+}
+
+// A libpq keyword string: annals' keywords leave it, the rest is written back for libpq.
+ParsedUri parse_postgres_keywords(std::string_view uri, const StoreOptions& base,
+                                  const std::string& quoted) {
+  ParsedUri out{"postgresql", {}, base};
+  std::string error;
+  const auto keywords = split_keywords(uri, &error);
+  if (!keywords) throw InvalidArgument(quoted + ": not a libpq keyword string: " + error);
+  std::set<std::string, std::less<>> seen;
+  for (const Keyword& k : *keywords) {
+    if (!is_postgres_option(k.key)) {
+      if (!out.path.empty()) out.path += ' ';
+      out.path += k.key + "=" + quote_keyword_value(k.value);
+      continue;
+    }
+    refuse_vfs(quoted, k.key);
+    if (!seen.insert(k.key).second)
+      throw InvalidArgument(quoted + ": option '" + printable(k.key) + "' given twice");
+    apply_option(quoted, k.key, k.value, out.options);
+  }
+  return out;
+}
+
 ParsedUri parse_uri(std::string_view uri, const StoreOptions& base) {
-  const std::string quoted = "store URI '" + printable(uri, 1024) + "'";
+  const std::string quoted = "store URI '" + printable(redact_store_uri(uri), 1024) + "'";
+  if (is_postgres_url(uri)) return parse_postgres_url(uri, base, quoted);
+  if (is_keyword_string(uri)) return parse_postgres_keywords(uri, base, quoted);
   const auto colon = uri.find(':');
   if (colon == std::string_view::npos) {
-    throw InvalidArgument(quoted + ": expected sqlite:<path> or memory:");
+    throw InvalidArgument(quoted +
+                          ": expected sqlite:<path>, memory:, postgresql://... or a libpq "
+                          "keyword string (host=... dbname=...)");
   }
   ParsedUri out{std::string(uri.substr(0, colon)), {}, base};
   std::string_view rest = uri.substr(colon + 1);
@@ -178,42 +496,7 @@ ParsedUri parse_uri(std::string_view uri, const StoreOptions& base) {
     const std::string_view value = item.substr(eq + 1);
     if (!seen.insert(key).second)
       throw InvalidArgument(quoted + ": option '" + printable(key) + "' given twice");
-    if (key == "payload") {
-      try {
-        out.options.payload_format = parse_payload_format(value);
-      } catch (const InvalidArgument& e) {
-        throw InvalidArgument(quoted + ": " + e.what());
-      }
-    } else if (key == "synchronous") {
-      if (value == "full") {
-        out.options.synchronous = Synchronous::full;
-      } else if (value == "normal") {
-        out.options.synchronous = Synchronous::normal;
-      } else {
-        throw InvalidArgument(quoted + ": synchronous '" + printable(value) +
-                              "': expected full or normal");
-      }
-    } else if (key == "busy_timeout_ms") {
-      long long ms = -1;
-      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), ms);
-      if (ec != std::errc{} || end != value.data() + value.size() || ms < 0 || ms > 3'600'000) {
-        throw InvalidArgument(quoted + ": busy_timeout_ms '" + printable(value) +
-                              "': expected milliseconds from 0 to 3600000");
-      }
-      out.options.busy_timeout = std::chrono::milliseconds(ms);
-    } else if (key == "group_commit") {
-      if (value == "on") {
-        out.options.group_commit = true;
-      } else if (value == "off") {
-        out.options.group_commit = false;
-      } else {
-        throw InvalidArgument(quoted + ": group_commit '" + printable(value) +
-                              "': expected on or off");
-      }
-    } else if (key == "vfs") {
-      if (value.empty()) throw InvalidArgument(quoted + ": vfs is empty: expected a VFS name");
-      out.options.vfs = std::string(value);
-    } else {
+    if (!apply_option(quoted, key, value, out.options)) {
       throw InvalidArgument(
           quoted + ": unknown option '" + printable(key) +
           "' (expected payload, synchronous, busy_timeout_ms, group_commit or vfs)");
@@ -223,6 +506,12 @@ ParsedUri parse_uri(std::string_view uri, const StoreOptions& base) {
 }
 
 }  // namespace
+
+std::string redact_store_uri(std::string_view uri) {
+  if (is_postgres_url(uri)) return redact_url(uri);
+  if (is_keyword_string(uri)) return redact_keywords(uri);
+  return std::string(uri);
+}
 
 std::shared_ptr<EventStore> open_event_store(std::string_view uri) {
   return open_sql_event_store(uri, StoreOptions{});
@@ -234,7 +523,7 @@ std::shared_ptr<EventStore> open_event_store(std::string_view uri, const StoreOp
 
 StoreUri parse_store_uri(std::string_view uri, const StoreOptions& base) {
   ParsedUri parsed = parse_uri(uri, base);
-  const std::string quoted = "store URI '" + printable(uri, 1024) + "'";
+  const std::string quoted = "store URI '" + printable(redact_store_uri(uri), 1024) + "'";
   if (parsed.scheme == "memory") {
     if (!parsed.path.empty()) {
       throw InvalidArgument(quoted + ": memory: takes no path");
@@ -246,14 +535,42 @@ StoreUri parse_store_uri(std::string_view uri, const StoreOptions& base) {
                             ": expected a plain file path (use memory: for an "
                             "in-process store)");
     }
-  } else {
+  } else if (parsed.scheme != "postgresql") {
     throw InvalidArgument(quoted + ": unknown scheme '" + printable(parsed.scheme) +
-                          "' (expected sqlite or memory)");
+                          "' (expected sqlite, memory, postgresql or postgres)");
   }
   return StoreUri{std::move(parsed.scheme), std::move(parsed.path), std::move(parsed.options)};
 }
 
 std::string format_store_uri(const StoreUri& uri) {
+  if (uri.scheme == "postgresql") {
+    const bool url = is_postgres_url(uri.path);
+    if (!url && !uri.path.empty() && !is_keyword_string(uri.path)) {
+      throw InvalidArgument("format_store_uri: postgresql path '" +
+                            printable(redact_store_uri(uri.path), 1024) +
+                            "' is neither a postgresql:// URI nor a libpq keyword string");
+    }
+    if (!uri.options.vfs.empty()) {
+      throw InvalidArgument("format_store_uri: vfs '" + printable(uri.options.vfs) +
+                            "' on a postgresql store, which takes no vfs option");
+    }
+    const char* sep = url ? "&" : " ";
+    std::string text = uri.path;
+    if (url) {
+      text += uri.path.find('?') == std::string::npos ? "?" : "&";
+    } else if (!text.empty()) {
+      text += " ";
+    }
+    text += "payload=";
+    text += to_string(uri.options.payload_format);
+    text += sep;
+    text += uri.options.synchronous == Synchronous::full ? "synchronous=full" : "synchronous=normal";
+    text += sep;
+    text += "busy_timeout_ms=" + std::to_string(uri.options.busy_timeout.count());
+    text += sep;
+    text += uri.options.group_commit ? "group_commit=on" : "group_commit=off";
+    return text;
+  }
   std::string text = uri.scheme + ":" + uri.path;
   text += "?payload=";
   text += to_string(uri.options.payload_format);
@@ -274,6 +591,16 @@ std::string format_store_uri(const StoreUri& uri) {
 std::shared_ptr<SqlEventStore> open_sql_event_store(std::string_view uri,
                                                     const StoreOptions& options) {
   StoreUri parsed = parse_store_uri(uri, options);
+  if (parsed.scheme == "postgresql") {
+#ifdef ANNALS_HAVE_POSTGRESQL
+    return detail::make_pg_event_store(parsed.path, parsed.options);
+#else
+    throw InvalidArgument("store URI '" + printable(redact_store_uri(uri), 1024) +
+                          "': this build of annals has no PostgreSQL support (libpq was not "
+                          "found when it was built; install libpq-dev and rebuild with "
+                          "ANNALS_WITH_POSTGRESQL=ON)");
+#endif
+  }
   return detail::make_sqlite_event_store(parsed.scheme == "memory" ? "" : parsed.path,
                                          parsed.options);
 }

@@ -1,6 +1,7 @@
 // Reading the log through an SqlSession: what projections use inside their transactions.
 
 #include <algorithm>
+#include <cstdint>
 
 #include "annals/store/sql_event_store.hpp"
 #include "store_internal.hpp"
@@ -47,8 +48,10 @@ std::vector<RecordedEvent> read_events(SqlSession& sql, std::uint64_t from_posit
   detail::validate_from(from_position, "from_position", "read_events");
   std::vector<RecordedEvent> out;
   if (max_count == 0) return out;
-  const std::int64_t limit =
-      max_count > static_cast<std::size_t>(INT64_MAX) ? -1 : static_cast<std::int64_t>(max_count);
+  // No LIMIT -1 for "all" (SQLite's spelling, an error in PostgreSQL): INT64_MAX is both's.
+  const std::int64_t limit = max_count > static_cast<std::size_t>(INT64_MAX)
+                                 ? INT64_MAX
+                                 : static_cast<std::int64_t>(max_count);
   auto cursor = sql.open_cursor(std::string("SELECT ") + detail::kEventColumns +
                                     " FROM annals_events WHERE position >= $1 ORDER BY position"
                                     " LIMIT $2",

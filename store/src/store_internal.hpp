@@ -57,4 +57,9 @@ inline constexpr const char* kEventColumns =
 std::shared_ptr<SqlEventStore> make_sqlite_event_store(const std::string& path,
                                                        const StoreOptions& options);
 
+// The PostgreSQL backend on a libpq connection string (annals' options already taken out of
+// it). Only in a build with ANNALS_HAVE_POSTGRESQL (pg_event_store.cpp).
+std::shared_ptr<SqlEventStore> make_pg_event_store(const std::string& conninfo,
+                                                   const StoreOptions& options);
+
 }  // namespace annals::detail

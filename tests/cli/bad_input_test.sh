@@ -167,7 +167,7 @@ case_ "import into a store of schema version 2" 3 "schema version 2" "$WORK/newe
 cp "$DB" "$WORK/foreign.db" && set_be32 "$WORK/foreign.db" 68 305419896
 case_ "stats on another application's database" 3 "0x12345678" "$WORK/foreign.db" stats --db "$WORK/foreign.db"
 case_ "--uri with an unknown option" 2 "'nosuch'" "$DB" stats --uri "sqlite:$DB?nosuch=1"
-case_ "--uri with an unknown scheme" 2 "'postgres'" "$DB" stats --uri "postgres://localhost/db"
+case_ "--uri with an unknown scheme" 2 "'mysql'" "$DB" stats --uri "mysql://localhost/db"
 case_ "--db naming a directory" 3 "$WORK" "$DB" stats --db "$WORK"
 
 echo "$cases cases, $checks checks, $failures failed"

@@ -141,7 +141,7 @@ TEST_CASE("a factory config selects the backend by name", "[repositories][factor
 
 TEST_CASE("a factory URI that is not an SQL store is an InvalidArgument",
           "[repositories][factory]") {
-  CHECK_THROWS_WITH(RepositoryFactory("postgres://localhost/db"), Contains("unknown scheme"));
+  CHECK_THROWS_WITH(RepositoryFactory("mysql://localhost/db"), Contains("unknown scheme"));
   CHECK_THROWS_AS(RepositoryFactory("memory:?payload=xml"), InvalidArgument);
   CHECK_THROWS_AS(RepositoryFactory(""), InvalidArgument);
 }

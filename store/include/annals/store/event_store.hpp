@@ -9,8 +9,10 @@
 //
 // Thread-safety: every EventStore that annals returns is safe to share between threads;
 // any number of threads may append and read at once. Appends are serialized per store file
-// (SQLite: one writer at a time with BEGIN IMMEDIATE, across processes too); reads run in
-// parallel on their own connections and see only committed events.
+// (SQLite: one writer at a time with BEGIN IMMEDIATE, across processes too; PostgreSQL: LOCK
+// TABLE annals_events IN EXCLUSIVE MODE in each append's transaction, across every process using
+// the database, see docs/postgresql.md); reads run in parallel on their own connections and see
+// only committed events.
 
 #include <chrono>
 #include <cstddef>
@@ -115,7 +117,9 @@ class EventStore {
   }
 };
 
-// How SQLite makes a commit durable (PRAGMA synchronous in WAL mode).
+// How SQLite makes a commit durable (PRAGMA synchronous in WAL mode). On PostgreSQL, full is
+// synchronous_commit=on and normal is synchronous_commit=off (a server crash may lose the most
+// recent acknowledged commits, never corrupts).
 //   full:   the WAL is fsync'ed at every commit: an acknowledged append survives a process
 //           crash and a power loss or OS crash (if the disk keeps what it acknowledged to
 //           fsync). The default.
@@ -126,12 +130,14 @@ enum class Synchronous : std::uint8_t { full, normal };
 struct StoreOptions {
   PayloadFormat payload_format = PayloadFormat::json;
   Synchronous synchronous = Synchronous::full;
-  std::chrono::milliseconds busy_timeout{5000};  // how long a writer waits for the file lock
+  // How long a writer waits for the file lock (PostgreSQL: the log's table lock).
+  std::chrono::milliseconds busy_timeout{5000};
   // Source of recorded_at; the system clock when empty. Inject a fixed clock in tests.
   std::function<Timestamp()> clock{};
   // Group commit: appends made at the same time by several threads on one store object share
   // one transaction (one fsync), each still checked and refused on its own. Every append
   // still returns only after its own events are committed. Off: one transaction per append.
+  // PostgreSQL accepts it and runs one transaction per append either way.
   bool group_commit = true;
   // The name of a registered SQLite VFS (sqlite3_vfs_register) every connection of the store
   // uses, e.g. a test's fault-injecting shim; empty: SQLite's default. An unknown name is an
@@ -142,32 +148,59 @@ struct StoreOptions {
 // Opens (creating if needed) an event store.
 //   "sqlite:<path>"  a SQLite file in WAL mode; the schema is created on first open.
 //   "memory:"        in-process, same semantics, gone when the last reference goes.
-// Options may follow a '?', overriding `options`:
+//   "postgresql://[user[:password]@][host][:port][/dbname][?param=value&...]" (or postgres://)
+//   "host=/run/postgresql port=5432 dbname=annals ..."  (a libpq keyword string: recognised
+//                    by its first token being `word=`)
+//                    a PostgreSQL database through libpq, in builds made with it (otherwise an
+//                    InvalidArgument saying so); the tables are created on first open in the
+//                    connection's current_schema() (select one with options=-csearch_path=NAME).
+//                    Every libpq parameter other than annals' options goes to libpq unchanged.
+// Options may follow a '?' (for a keyword string: as more keywords), overriding `options`:
 //   payload=json|binary, synchronous=full|normal, busy_timeout_ms=N, group_commit=on|off,
-//   vfs=NAME
-//   e.g. "sqlite:/data/events.db?payload=binary&synchronous=normal".
+//   vfs=NAME (SQLite only: an InvalidArgument on a postgres URI)
+//   e.g. "sqlite:/data/events.db?payload=binary&synchronous=normal",
+//        "postgresql://app@db1/annals?payload=binary", "host=db1 dbname=annals payload=binary".
+// On PostgreSQL: synchronous=full is synchronous_commit=on, normal is synchronous_commit=off
+// (a server crash may lose the last few hundred milliseconds of acknowledged appends, never
+// corrupts); busy_timeout_ms is the lock_timeout an append waits for the log's table lock
+// (0: fail at once if another transaction holds it); group_commit is accepted and ignored
+// (one transaction per append). Messages never show a password (see redact_store_uri).
 // Throws InvalidArgument for an unknown scheme, option or VFS (naming it), StoreError when the
-// file cannot be opened, is not an annals store, or was written by a newer annals.
+// file or server cannot be opened, is not an annals store, or was written by a newer annals.
 [[nodiscard]] std::shared_ptr<EventStore> open_event_store(std::string_view uri);
 [[nodiscard]] std::shared_ptr<EventStore> open_event_store(std::string_view uri,
                                                            const StoreOptions& options);
 
 // A store URI taken apart: what open_event_store would open, without opening anything.
 struct StoreUri {
-  std::string scheme{};      // "sqlite" or "memory"
-  std::string path{};        // the file of a sqlite: URI; empty for memory:
+  std::string scheme{};      // "sqlite", "memory" or "postgresql" (for all three spellings)
+  // The file of a sqlite: URI; empty for memory:; for postgresql, the libpq connection string
+  // without annals' options: the URI as given (postgresql:// or postgres://) with them taken
+  // out of its query, or the keyword string rewritten as key=value pairs separated by one
+  // space (values quoted as libpq quotes them when needed).
+  std::string path{};
   StoreOptions options{};    // the `base` options with the URI's options applied
 };
 
-// Parses and checks a store URI exactly as open_event_store does, touching no file: throws
-// InvalidArgument (naming the URI and what is wrong) for every URI open_event_store refuses
-// before opening a file. Thread-safe.
+// Parses and checks a store URI exactly as open_event_store does, touching no file or server:
+// throws InvalidArgument (naming the URI, its password redacted, and what is wrong) for every
+// URI open_event_store refuses before opening a file or connecting. (A postgres URI parses in a
+// build without PostgreSQL support too; open_event_store refuses it.) Thread-safe.
 [[nodiscard]] StoreUri parse_store_uri(std::string_view uri, const StoreOptions& base = {});
 
 // The URI of `uri` with every option spelled out, e.g.
 // "memory:?payload=json&synchronous=full&busy_timeout_ms=5000&group_commit=on", then
-// "&vfs=NAME" when a VFS is named. Parsing it gives the same scheme, path and options (the clock
-// aside, which a URI cannot carry). Throws InvalidArgument for a vfs name holding a '&'.
+// "&vfs=NAME" when a VFS is named. For postgresql the options follow the path: in its query for
+// a postgresql:// path ("postgresql://h/db?payload=json&synchronous=full&..."), as keywords
+// after a space for a keyword string ("host=h payload=json synchronous=full ..."). Parsing it
+// gives the same scheme, path and options (the clock aside, which a URI cannot carry). It keeps
+// the password: print redact_store_uri() of it. Throws InvalidArgument for a vfs name holding a
+// '&', a vfs on a postgresql URI, or a postgresql path that is no connection string.
 [[nodiscard]] std::string format_store_uri(const StoreUri& uri);
+
+// `uri` with its password (postgresql://user:PASSWORD@..., ?password=..., password=...) replaced
+// by "***", for messages and output; other URIs are returned unchanged. Never throws for a
+// malformed URI (a keyword string libpq could not split is cut after its first password=).
+[[nodiscard]] std::string redact_store_uri(std::string_view uri);
 
 }  // namespace annals

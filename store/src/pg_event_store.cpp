@@ -1,0 +1,677 @@
+// The PostgreSQL backend. One writer connection behind a mutex does every append and write
+// transaction; each takes LOCK TABLE annals_events IN EXCLUSIVE MODE inside its transaction,
+// so appends from every connection and process using the database run one at a time. Inside
+// the lock the append reads the head, assigns position = head + 1 onwards and chains the hash:
+// PostgreSQL makes a commit visible before it releases the transaction's locks, so the next
+// writer sees it, positions become visible in order, and a reader at any snapshot sees a prefix
+// of the log with no gaps. Readers (plain SELECTs, ACCESS SHARE) are never blocked by the lock.
+// docs/postgresql.md has the design and its cost.
+//
+// Reads go to a small pool of connections (created when needed, at most kMaxReaders idle);
+// read_transaction runs in one REPEATABLE READ READ ONLY snapshot. A lost connection is reset
+// at its next use.
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <climits>
+#include <condition_variable>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "annals/events/printable.hpp"
+#include "annals/store/hash_chain.hpp"
+#include "pg_session.hpp"
+#include "store_internal.hpp"
+
+namespace annals::detail {
+namespace {
+
+using pg::Params;
+using pg::Result;
+
+constexpr int kSchemaVersion = 1;  // annals_meta's schema_version of the databases this build writes
+constexpr const char* kApplication = "annals";
+// pg_advisory_xact_lock key serializing schema creation: "annals" in ASCII.
+constexpr const char* kSchemaLockKey = "107070170886771";
+constexpr std::size_t kMaxReaders = 4;
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE annals_events (
+  position        BIGINT PRIMARY KEY,
+  stream_id       TEXT   NOT NULL,
+  version         BIGINT NOT NULL CHECK (version >= 1),
+  event_id        TEXT   NOT NULL,
+  type            TEXT   NOT NULL,
+  schema_version  BIGINT NOT NULL CHECK (schema_version >= 1),
+  payload_format  TEXT   NOT NULL CHECK (payload_format IN ('json', 'binary')),
+  payload         BYTEA  NOT NULL,
+  tenant_id       TEXT   NOT NULL,
+  actor           TEXT   NOT NULL,
+  correlation_id  TEXT   NOT NULL,
+  causation_id    TEXT   NOT NULL,
+  occurred_at     BIGINT NOT NULL,
+  recorded_at     BIGINT NOT NULL,
+  hash            BYTEA  NOT NULL,
+  CONSTRAINT annals_events_stream_version UNIQUE (stream_id, version),
+  CONSTRAINT annals_events_event_id UNIQUE (event_id)
+);
+CREATE FUNCTION annals_events_append_only() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN RAISE EXCEPTION 'annals_events is append-only'; END $$;
+CREATE TRIGGER annals_events_no_update BEFORE UPDATE ON annals_events
+  FOR EACH ROW EXECUTE FUNCTION annals_events_append_only();
+CREATE TRIGGER annals_events_no_delete BEFORE DELETE ON annals_events
+  FOR EACH ROW EXECUTE FUNCTION annals_events_append_only();
+CREATE TRIGGER annals_events_no_truncate BEFORE TRUNCATE ON annals_events
+  FOR EACH STATEMENT EXECUTE FUNCTION annals_events_append_only();
+CREATE TABLE annals_meta (
+  key    TEXT PRIMARY KEY,
+  value  TEXT NOT NULL
+);
+)sql";
+
+std::string columns_sql(const char* tail) {
+  return std::string("SELECT ") + kEventColumns + " FROM annals_events " + tail;
+}
+
+const std::string kReadAllSql = columns_sql("WHERE position >= $1 ORDER BY position LIMIT $2");
+const std::string kReadStreamSql =
+    columns_sql("WHERE stream_id = $1 AND version >= $2 ORDER BY version LIMIT $3");
+constexpr const char* kHeadSql = "SELECT coalesce(max(position), 0) FROM annals_events";
+constexpr const char* kStreamVersionSql =
+    "SELECT max(version) FROM annals_events WHERE stream_id = $1";
+constexpr const char* kTailSql =
+    "SELECT position, recorded_at, hash FROM annals_events ORDER BY position DESC LIMIT 1";
+const std::string kInsertSql = std::string("INSERT INTO annals_events (") + kEventColumns +
+                               ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
+                               "$13, $14, $15)";
+
+std::int64_t sql_limit(std::size_t max_count) {
+  return static_cast<std::int64_t>(std::min<std::size_t>(max_count, INT64_MAX));
+}
+
+std::int64_t sql_from(std::uint64_t from) {
+  return static_cast<std::int64_t>(std::min<std::uint64_t>(from, INT64_MAX));
+}
+
+RecordedEvent read_row(const PGresult* r, int i) {
+  const auto text = [&](int c) { return std::string(pg::binary_bytes(r, i, c)); };
+  return make_record(static_cast<std::uint64_t>(pg::binary_int(r, i, 0)), text(1),
+                     static_cast<std::uint64_t>(pg::binary_int(r, i, 2)), text(3), text(4),
+                     static_cast<std::uint32_t>(pg::binary_int(r, i, 5)), text(6), text(7),
+                     EventMetadata{text(8), text(9), text(10), text(11),
+                                   from_micros(pg::binary_int(r, i, 12))},
+                     from_micros(pg::binary_int(r, i, 13)), pg::binary_bytes(r, i, 14));
+}
+
+// PostgreSQL text holds no NUL byte: metadata carrying one is refused before anything is
+// written (stream ids and types are refused by validate_batch already).
+void refuse_nul_metadata(const std::vector<StreamAppend>& batch) {
+  for (const StreamAppend& part : batch) {
+    for (std::size_t i = 0; i < part.events.size(); ++i) {
+      const EventMetadata& m = part.events[i].metadata;
+      const std::pair<const char*, const std::string*> fields[] = {
+          {"tenant_id", &m.tenant_id},
+          {"actor", &m.actor},
+          {"correlation_id", &m.correlation_id},
+          {"causation_id", &m.causation_id}};
+      for (const auto& [name, value] : fields) {
+        if (value->find('\0') != std::string::npos) {
+          throw InvalidArgument("append to " + printable(part.stream_id, 1024) + ": event " +
+                                std::to_string(i + 1) + " of " +
+                                std::to_string(part.events.size()) + " has metadata " + name +
+                                " '" + printable(*value) +
+                                "' holding a NUL byte, which PostgreSQL text cannot store");
+        }
+      }
+    }
+  }
+}
+
+thread_local int t_readers_held = 0;  // read connections this thread holds (of any store)
+
+class PgEventStore final : public SqlEventStore {
+ public:
+  PgEventStore(const std::string& conninfo, const StoreOptions& options)
+      : conninfo_(conninfo),
+        context_("postgresql store '" + printable(redact_store_uri(conninfo), 1024) + "'"),
+        options_(options) {
+    const std::string where = "open " + context_;
+    writer_ = std::make_unique<pg::Connection>(
+        conninfo_, where, std::string(kReaderSetup) + (options_.synchronous == Synchronous::full
+                                                            ? "SET synchronous_commit = on;"
+                                                            : "SET synchronous_commit = off;"),
+        options_.busy_timeout);
+    prepare_schema(where);
+  }
+
+  AppendResult append(std::string_view stream_id, ExpectedVersion expected,
+                      std::vector<NewEvent> events) override {
+    return append(single_stream(stream_id, expected, std::move(events)));
+  }
+
+  AppendResult append(std::vector<StreamAppend> batch) override {
+    validate_batch(batch);
+    refuse_nul_metadata(batch);
+    refuse_reentry("append to " + printable(batch.front().stream_id, 1024));
+    for (StreamAppend& part : batch) {
+      for (NewEvent& e : part.events) {
+        if (e.event_id.is_nil()) e.event_id = new_event_id();
+      }
+    }
+    AppendResult result;
+    std::vector<RecordedEvent> appended;
+    std::vector<std::shared_ptr<AppendHook>> hooks;
+    {
+      std::lock_guard lock(write_mutex_);
+      WriterThread writer(writer_thread_);
+      hooks = hooks_;
+      stats_groups_.fetch_add(1, std::memory_order_relaxed);
+      stats_requests_.fetch_add(1, std::memory_order_relaxed);
+      stats_max_group_.store(1, std::memory_order_relaxed);
+      const std::string where =
+          "append to " + printable(batch.front().stream_id, 1024) + " in " + context_;
+      writer_->ensure_open(where);
+      begin_locked(where);
+      bool hooks_entered = false;
+      try {
+        write_batch(batch, where, hooks, result, appended, hooks_entered);
+        commit(where);
+      } catch (...) {
+        writer_->rollback_quietly();
+        if (hooks_entered) {
+          for (const auto& hook : hooks) hook->on_rollback(appended);
+        }
+        throw;
+      }
+    }
+    for (const auto& hook : hooks) hook->on_commit(appended);
+    notify(result.last_position);
+    return result;
+  }
+
+  std::vector<RecordedEvent> read_stream(std::string_view stream_id, std::uint64_t from_version,
+                                         std::size_t max_count) const override {
+    validate_stream_id(stream_id, "read_stream");
+    const std::string what = "read_stream " + printable(stream_id, 1024) + " in " + context_;
+    validate_from(from_version, "from_version", "read_stream " + printable(stream_id, 1024));
+    std::vector<RecordedEvent> out;
+    if (max_count == 0) return out;
+    with_reader(what, [&](pg::Connection& c) {
+      Params p;
+      p.add_text(stream_id);
+      p.add_int(sql_from(from_version));
+      p.add_int(sql_limit(max_count));
+      Result r = c.exec_prepared(what, "annals_read_stream", kReadStreamSql.c_str(), p);
+      const int rows = PQntuples(r.get());
+      out.reserve(static_cast<std::size_t>(rows));
+      for (int i = 0; i < rows; ++i) out.push_back(read_row(r.get(), i));
+    });
+    return out;
+  }
+
+  std::vector<RecordedEvent> read_all(std::uint64_t from_position,
+                                      std::size_t max_count) const override {
+    validate_from(from_position, "from_position", "read_all");
+    std::vector<RecordedEvent> out;
+    if (max_count == 0) return out;
+    const std::string what = "read_all in " + context_;
+    with_reader(what, [&](pg::Connection& c) {
+      Params p;
+      p.add_int(sql_from(from_position));
+      p.add_int(sql_limit(max_count));
+      Result r = c.exec_prepared(what, "annals_read_all", kReadAllSql.c_str(), p);
+      const int rows = PQntuples(r.get());
+      out.reserve(static_cast<std::size_t>(rows));
+      for (int i = 0; i < rows; ++i) out.push_back(read_row(r.get(), i));
+    });
+    return out;
+  }
+
+  std::uint64_t head_position() const override {
+    std::uint64_t head = 0;
+    const std::string what = "head_position in " + context_;
+    with_reader(what, [&](pg::Connection& c) {
+      Result r = c.exec_prepared(what, "annals_head", kHeadSql, Params{});
+      head = static_cast<std::uint64_t>(pg::binary_int(r.get(), 0, 0));
+    });
+    return head;
+  }
+
+  std::optional<std::uint64_t> stream_version(std::string_view stream_id) const override {
+    validate_stream_id(stream_id, "stream_version");
+    std::optional<std::uint64_t> version;
+    const std::string what = "stream_version " + printable(stream_id, 1024) + " in " + context_;
+    with_reader(what, [&](pg::Connection& c) { version = read_stream_version(c, what, stream_id); });
+    return version;
+  }
+
+  PayloadFormat payload_format() const noexcept override { return options_.payload_format; }
+
+  void write_transaction(const std::function<void(SqlSession&)>& fn) override {
+    refuse_reentry("write transaction");
+    std::lock_guard lock(write_mutex_);
+    WriterThread writer(writer_thread_);
+    const std::string where = "write transaction in " + context_;
+    writer_->ensure_open(where);
+    begin_locked(where);
+    try {
+      pg::Session session(*writer_, where);
+      fn(session);
+      commit(where);
+    } catch (...) {
+      writer_->rollback_quietly();
+      throw;
+    }
+  }
+
+  void read_transaction(const std::function<void(SqlSession&)>& fn) const override {
+    const std::string where = "read transaction in " + context_;
+    with_reader(where, /*retry=*/false, [&](pg::Connection& c) {
+      begin_reconnecting(c, where, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+      try {
+        pg::Session session(c, where);
+        fn(session);
+        c.exec(where + ": commit", "COMMIT");
+      } catch (...) {
+        c.rollback_quietly();
+        throw;
+      }
+    });
+  }
+
+  void add_append_hook(std::shared_ptr<AppendHook> hook) override {
+    if (!hook) throw InvalidArgument("add_append_hook: the hook is null");
+    std::lock_guard lock(write_mutex_);
+    hooks_.push_back(std::move(hook));
+  }
+
+  std::uint64_t add_commit_listener(std::function<void(std::uint64_t)> fn) override {
+    if (!fn) throw InvalidArgument("add_commit_listener: the listener is empty");
+    std::lock_guard lock(listeners_mutex_);
+    listeners_.emplace(++last_listener_id_, std::move(fn));
+    return last_listener_id_;
+  }
+
+  void remove_commit_listener(std::uint64_t id) noexcept override {
+    std::lock_guard lock(listeners_mutex_);
+    listeners_.erase(id);
+  }
+
+  GroupCommitStats group_commit_stats() const noexcept override {
+    return GroupCommitStats{stats_groups_.load(std::memory_order_relaxed),
+                            stats_requests_.load(std::memory_order_relaxed),
+                            stats_max_group_.load(std::memory_order_relaxed), 0};
+  }
+
+ private:
+  static constexpr const char* kReaderSetup =
+      "SET client_encoding = 'UTF8'; SET bytea_output = 'hex'; SET DateStyle = 'ISO';";
+
+  // Checks the database and creates the schema in current_schema() if it has none, in one
+  // transaction under an advisory lock so that two processes opening an empty database at once
+  // do not both create it.
+  void prepare_schema(const std::string& where) {
+    pg::Connection& c = *writer_;
+    try {
+      c.exec(where, std::string("BEGIN; SELECT pg_advisory_xact_lock(") + kSchemaLockKey + ")");
+      Result info = c.exec(
+          where,
+          "SELECT current_schema(), current_setting('search_path'), "
+          "current_setting('server_encoding'), "
+          "EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON "
+          "n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relname = "
+          "'annals_events'), "
+          "EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON "
+          "n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relname = "
+          "'annals_meta')");
+      if (PQgetisnull(info.get(), 0, 0) != 0) {
+        throw StoreError(where + ": the connection's search_path '" +
+                             printable(PQgetvalue(info.get(), 0, 1)) +
+                             "' names no schema that exists, so there is nowhere to create the "
+                             "store's tables; create the schema first (CREATE SCHEMA ...)",
+                         false);
+      }
+      schema_ = PQgetvalue(info.get(), 0, 0);
+      const std::string encoding = PQgetvalue(info.get(), 0, 2);
+      if (encoding != "UTF8") {
+        throw StoreError(where + ": the database's encoding is " + printable(encoding) +
+                             ", expected UTF8 (events hold UTF-8 text); create the database "
+                             "with ENCODING 'UTF8'",
+                         false);
+      }
+      const bool has_events = std::string_view(PQgetvalue(info.get(), 0, 3)) == "t";
+      const bool has_meta = std::string_view(PQgetvalue(info.get(), 0, 4)) == "t";
+      const std::string in_schema = " in schema '" + printable(schema_) + "'";
+      if (has_meta) {
+        Result meta = c.exec(where, "SELECT key, value FROM annals_meta");
+        std::optional<std::string> version, application;
+        for (int i = 0; i < PQntuples(meta.get()); ++i) {
+          const std::string_view key = PQgetvalue(meta.get(), i, 0);
+          if (key == "schema_version") version = PQgetvalue(meta.get(), i, 1);
+          if (key == "application") application = PQgetvalue(meta.get(), i, 1);
+        }
+        if (application != std::optional<std::string>(kApplication) || !version) {
+          throw StoreError(where + ": the table annals_meta" + in_schema +
+                               " is not an annals store's (no application 'annals' and "
+                               "schema_version in it); refusing to touch it",
+                           false);
+        }
+        int v = 0;
+        const auto [end, ec] = std::from_chars(version->data(), version->data() + version->size(), v);
+        if (ec != std::errc{} || end != version->data() + version->size() || v < 1) {
+          throw StoreError(where + ": the store's schema version is '" + printable(*version) +
+                               "', expected 1 to " + std::to_string(kSchemaVersion),
+                           false);
+        }
+        if (v > kSchemaVersion) {
+          throw StoreError(where + ": the store has schema version " + std::to_string(v) +
+                               ", newer than this build of annals supports (" +
+                               std::to_string(kSchemaVersion) + "); upgrade annals to open it",
+                           false);
+        }
+        if (!has_events) {
+          throw StoreError(where + ": the store" + in_schema +
+                               " has annals_meta but no annals_events table: it was damaged; "
+                               "refusing to touch it",
+                           false);
+        }
+      } else if (has_events) {
+        throw StoreError(where + ": the table annals_events" + in_schema +
+                             " has no annals_meta beside it: not an annals store; refusing to "
+                             "touch it",
+                         false);
+      } else {
+        c.exec(where + ": creating the schema", kSchema);
+        const std::string version = std::to_string(kSchemaVersion);
+        Params p;
+        p.add_text(version);
+        p.add_text(kApplication);
+        c.exec(where + ": creating the schema",
+               "INSERT INTO annals_meta (key, value) VALUES ('schema_version', $1), "
+               "('application', $2)",
+               &p);
+      }
+      c.exec(where, "COMMIT");
+    } catch (...) {
+      c.rollback_quietly();
+      throw;
+    }
+  }
+
+  // BEGIN and the log's table lock, waiting up to busy_timeout for it.
+  // A connection the server dropped while it was idle (a restart, an idle timeout) shows only
+  // now: nothing was started, so it is reconnected and the BEGIN runs once more.
+  void begin_locked(const std::string& where) {
+    const auto ms = options_.busy_timeout.count();
+    begin_reconnecting(*writer_, where,
+                       ms == 0 ? std::string("BEGIN; LOCK TABLE annals_events IN EXCLUSIVE MODE NOWAIT")
+                               : "BEGIN; SET LOCAL lock_timeout = '" + std::to_string(ms) +
+                                     "ms'; LOCK TABLE annals_events IN EXCLUSIVE MODE");
+  }
+
+  static void begin_reconnecting(pg::Connection& c, const std::string& where,
+                                 const std::string& sql) {
+    try {
+      c.exec(where, sql);
+    } catch (const StoreError&) {
+      if (PQstatus(c.get()) != CONNECTION_BAD) throw;
+      c.ensure_open(where);
+      c.exec(where, sql);
+    }
+  }
+
+  void commit(const std::string& where) {
+    Result r(PQexec(writer_->get(), "COMMIT"));
+    if (PQresultStatus(r.get()) == PGRES_COMMAND_OK) return;
+    if (PQstatus(writer_->get()) == CONNECTION_BAD) {
+      // The server may or may not have committed before the connection went: retrying could
+      // write the events twice, so this is not transient.
+      throw StoreError(where +
+                           ": the connection to the server was lost during COMMIT, so whether "
+                           "the transaction was committed is unknown; read the stream before "
+                           "trying again",
+                       false);
+    }
+    pg::throw_error(where + ": commit", writer_->get(), r.get(), options_.busy_timeout);
+  }
+
+  // Where the log ends, as seen inside the writer's transaction.
+  struct Tail {
+    std::uint64_t position = 0;
+    Timestamp recorded_at{};
+    EventHash hash{};  // the chain starts from 32 zero bytes
+  };
+
+  Tail read_tail(const std::string& where) {
+    Tail tail;
+    Result r = writer_->exec_prepared(where, "annals_tail", kTailSql, Params{});
+    if (PQntuples(r.get()) == 1) {
+      tail.position = static_cast<std::uint64_t>(pg::binary_int(r.get(), 0, 0));
+      tail.recorded_at = from_micros(pg::binary_int(r.get(), 0, 1));
+      const std::string_view hash = pg::binary_bytes(r.get(), 0, 2);
+      if (hash.size() != tail.hash.size()) {
+        throw IntegrityError("append: the event at position " + std::to_string(tail.position) +
+                                 " has a damaged hash; verify the log",
+                             tail.position);
+      }
+      std::memcpy(tail.hash.data(), hash.data(), tail.hash.size());
+    }
+    return tail;
+  }
+
+  static std::optional<std::uint64_t> read_stream_version(pg::Connection& c,
+                                                          const std::string& what,
+                                                          std::string_view stream_id) {
+    Params p;
+    p.add_text(stream_id);
+    Result r = c.exec_prepared(what, "annals_stream_version", kStreamVersionSql, p);
+    if (PQgetisnull(r.get(), 0, 0) != 0) return std::nullopt;
+    return static_cast<std::uint64_t>(pg::binary_int(r.get(), 0, 0));
+  }
+
+  // Checks and inserts the batch at the tail inside the open transaction, then runs on_append.
+  void write_batch(std::vector<StreamAppend>& batch, const std::string& where,
+                   const std::vector<std::shared_ptr<AppendHook>>& hooks, AppendResult& result,
+                   std::vector<RecordedEvent>& appended, bool& hooks_entered) {
+    Tail tail = read_tail(where);
+    // The clock is read under the table lock and never runs backwards along the log, so
+    // recorded_at rises with position even when the system clock steps back.
+    const Timestamp recorded_at = std::max(read_clock(options_), tail.recorded_at);
+    result.first_position = tail.position + 1;
+    for (StreamAppend& part : batch) {
+      const std::optional<std::uint64_t> actual =
+          read_stream_version(*writer_, where, part.stream_id);
+      check_expected(part.stream_id, part.expected, actual);
+      std::uint64_t version = actual.value_or(0);
+      for (NewEvent& e : part.events) {
+        RecordedEvent rec{++tail.position, part.stream_id,   ++version, e.event_id,
+                          e.type,          e.schema_version, e.payload, e.metadata,
+                          recorded_at,     e.payload_format, {}};
+        rec.hash = chain_hash(tail.hash, rec);
+        tail.hash = rec.hash;
+        insert(rec, part.stream_id, where);
+        if (!hooks.empty()) appended.push_back(std::move(rec));
+      }
+      result.stream_version = version;
+    }
+    result.last_position = tail.position;
+    hooks_entered = true;
+    if (!hooks.empty()) {
+      pg::Session session(*writer_, where);
+      for (const auto& hook : hooks) hook->on_append(session, appended);
+    }
+  }
+
+  void insert(const RecordedEvent& e, const std::string& stream_id, const std::string& where) {
+    const std::string event_id = to_string(e.event_id);
+    Params p;
+    p.add_int(static_cast<std::int64_t>(e.position));
+    p.add_text(e.stream_id);
+    p.add_int(static_cast<std::int64_t>(e.version));
+    p.add_text(event_id);
+    p.add_text(e.type);
+    p.add_int(static_cast<std::int64_t>(e.schema_version));
+    p.add_text(e.payload_format == PayloadFormat::json ? "json" : "binary");
+    p.add_bytes(e.payload);
+    p.add_text(e.metadata.tenant_id);
+    p.add_text(e.metadata.actor);
+    p.add_text(e.metadata.correlation_id);
+    p.add_text(e.metadata.causation_id);
+    p.add_int(to_micros(e.metadata.occurred_at));
+    p.add_int(to_micros(e.recorded_at));
+    p.add_bytes(std::string_view(reinterpret_cast<const char*>(e.hash.data()), e.hash.size()));
+    Result r = writer_->exec_prepared(where, "annals_insert", kInsertSql.c_str(), p,
+                                      /*checked=*/false);
+    if (PQresultStatus(r.get()) == PGRES_COMMAND_OK) return;
+    if (pg::sqlstate(r.get()) == "23505") {
+      const char* constraint = PQresultErrorField(r.get(), PG_DIAG_CONSTRAINT_NAME);
+      const std::string_view name = constraint != nullptr ? constraint : "";
+      if (name == "annals_events_event_id") throw_duplicate_event_id(stream_id, e.event_id);
+      if (name == "annals_events_stream_version" || name == "annals_events_pkey") {
+        // Only a writer that bypassed the table lock can clash on these.
+        throw ConcurrencyError("append to " + printable(stream_id, 1024) +
+                               ": another writer appended the same version or position (" +
+                               printable(PQresultErrorMessage(r.get()), 1024) + ")");
+      }
+    }
+    pg::throw_error(where, writer_->get(), r.get(), options_.busy_timeout);
+  }
+
+  // An append or write transaction from the thread that holds the writer (a hook's on_append,
+  // a write transaction's callback) would wait for itself.
+  void refuse_reentry(const std::string& what) const {
+    if (writer_thread_.load() == std::this_thread::get_id()) {
+      throw InvalidArgument(what + " in " + context_ +
+                            ": called from inside an append hook or write transaction of the "
+                            "same store on the same thread, which would wait for itself; use "
+                            "the session the hook or transaction was given, or call after it "
+                            "returns");
+    }
+  }
+
+  // Marks the writer as held by this thread while in scope.
+  class WriterThread {
+   public:
+    explicit WriterThread(std::atomic<std::thread::id>& slot) noexcept : slot_(slot) {
+      slot_.store(std::this_thread::get_id());
+    }
+    ~WriterThread() { slot_.store(std::thread::id()); }
+    WriterThread(const WriterThread&) = delete;
+    WriterThread& operator=(const WriterThread&) = delete;
+
+   private:
+    std::atomic<std::thread::id>& slot_;
+  };
+
+  template <class Fn>
+  void with_reader(const std::string& what, Fn&& fn) const {
+    with_reader(what, /*retry=*/true, std::forward<Fn>(fn));
+  }
+
+  // Runs fn on a pooled read connection. The pool holds at most kMaxReaders connections; a
+  // thread already holding one (a read transaction's callback reading the store) gets another
+  // rather than waiting for itself. retry: fn is one read, run again (once) on a new connection
+  // when the server dropped the pooled one.
+  template <class Fn>
+  void with_reader(const std::string& what, bool retry, Fn&& fn) const {
+    std::unique_ptr<pg::Connection> c;
+    {
+      std::unique_lock lock(readers_mutex_);
+      while (true) {
+        if (!idle_readers_.empty()) {
+          c = std::move(idle_readers_.back());
+          idle_readers_.pop_back();
+          break;
+        }
+        if (open_readers_ < kMaxReaders || t_readers_held > 0) {
+          ++open_readers_;
+          break;
+        }
+        readers_cv_.wait(lock);
+      }
+    }
+    if (!c) {
+      try {
+        c = std::make_unique<pg::Connection>(conninfo_, what, kReaderSetup, options_.busy_timeout);
+      } catch (...) {
+        release_reader(nullptr);
+        throw;
+      }
+    }
+    struct Held {
+      Held() noexcept { ++t_readers_held; }
+      ~Held() { --t_readers_held; }
+    } held;
+    try {
+      c->ensure_open(what);
+      try {
+        fn(*c);
+      } catch (const StoreError&) {
+        if (!retry || PQstatus(c->get()) != CONNECTION_BAD) throw;
+        c->ensure_open(what);
+        fn(*c);
+      }
+    } catch (...) {
+      release_reader(std::move(c));
+      throw;
+    }
+    release_reader(std::move(c));
+  }
+
+  void release_reader(std::unique_ptr<pg::Connection> c) const noexcept {
+    std::unique_ptr<pg::Connection> closing;
+    {
+      std::lock_guard lock(readers_mutex_);
+      if (c && c->reusable() && open_readers_ <= kMaxReaders) {
+        idle_readers_.push_back(std::move(c));
+      } else {
+        closing = std::move(c);
+        --open_readers_;
+      }
+    }
+    readers_cv_.notify_one();
+  }
+
+  void notify(std::uint64_t head) noexcept {
+    std::vector<std::function<void(std::uint64_t)>> listeners;
+    {
+      std::lock_guard lock(listeners_mutex_);
+      for (const auto& [id, fn] : listeners_) listeners.push_back(fn);
+    }
+    for (const auto& fn : listeners) fn(head);
+  }
+
+  const std::string conninfo_;
+  const std::string context_;
+  const StoreOptions options_;
+  std::string schema_;  // current_schema() at open
+
+  // Guards writer_ and hooks_.
+  std::mutex write_mutex_;
+  std::atomic<std::thread::id> writer_thread_{};  // the thread holding the writer, if any
+  std::unique_ptr<pg::Connection> writer_;
+  std::vector<std::shared_ptr<AppendHook>> hooks_;
+
+  mutable std::mutex readers_mutex_;
+  mutable std::condition_variable readers_cv_;
+  mutable std::vector<std::unique_ptr<pg::Connection>> idle_readers_;
+  mutable std::size_t open_readers_ = 0;  // idle and lent out
+
+  std::atomic<std::uint64_t> stats_groups_{0}, stats_requests_{0}, stats_max_group_{0};
+
+  std::mutex listeners_mutex_;
+  std::map<std::uint64_t, std::function<void(std::uint64_t)>> listeners_;
+  std::uint64_t last_listener_id_ = 0;
+};
+
+}  // namespace
+
+std::shared_ptr<SqlEventStore> make_pg_event_store(const std::string& conninfo,
+                                                   const StoreOptions& options) {
+  return std::make_shared<PgEventStore>(conninfo, options);
+}
+
+}  // namespace annals::detail

@@ -1,0 +1,375 @@
+#include "pg_session.hpp"
+
+#include <bit>
+#include <charconv>
+#include <cstring>
+
+#include "annals/events/error.hpp"
+#include "annals/events/printable.hpp"
+
+namespace annals::detail::pg {
+
+namespace {
+
+std::string sql_excerpt(std::string_view sql) {
+  std::string s(sql.substr(0, 120));
+  for (char& c : s) {
+    if (c == '\n') c = ' ';
+  }
+  return sql.size() > 120 ? s + "..." : s;
+}
+
+std::uint64_t to_big_endian(std::uint64_t v) {
+  if constexpr (std::endian::native == std::endian::little) return __builtin_bswap64(v);
+  return v;
+}
+
+// libpq's messages end with a newline; the message goes between other text.
+std::string trimmed(const char* message) {
+  std::string s = message != nullptr ? message : "";
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+bool is_transient(const std::string& state) {
+  return state.starts_with("08") || state.starts_with("53") || state == "40001" ||
+         state == "40P01" || state == "55P03" || state == "57P01" || state == "57P02" ||
+         state == "57P03" || state == "58030";
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::string bytea_from_text(const char* text, int length) {
+  if (length >= 2 && text[0] == '\\' && text[1] == 'x') {
+    std::string out;
+    out.reserve(static_cast<std::size_t>(length - 2) / 2);
+    for (int i = 2; i + 1 < length; i += 2) {
+      out += static_cast<char>(hex_value(text[i]) * 16 + hex_value(text[i + 1]));
+    }
+    return out;
+  }
+  // The old escape format (bytea_output = escape).
+  std::size_t size = 0;
+  unsigned char* bytes = PQunescapeBytea(reinterpret_cast<const unsigned char*>(text), &size);
+  if (bytes == nullptr) throw StoreError("cannot decode a bytea value", false);
+  std::string out(reinterpret_cast<const char*>(bytes), size);
+  PQfreemem(bytes);
+  return out;
+}
+
+SqlValue text_value(const PGresult* r, int row, int column) {
+  if (PQgetisnull(r, row, column) != 0) return nullptr;
+  const char* text = PQgetvalue(r, row, column);
+  const int length = PQgetlength(r, row, column);
+  const std::string_view view(text, static_cast<std::size_t>(length));
+  const Oid type = PQftype(r, column);
+  switch (type) {
+    case kInt8Oid:
+    case kInt2Oid:
+    case kInt4Oid:
+    case kOidOid:
+    case kNumericOid: {
+      std::int64_t i = 0;
+      const auto [end, ec] = std::from_chars(text, text + length, i);
+      if (ec == std::errc{} && end == text + length) return i;
+      if (type != kNumericOid) break;
+      [[fallthrough]];
+    }
+    case kFloat4Oid:
+    case kFloat8Oid: {
+      double d = 0;
+      const auto [end, ec] = std::from_chars(text, text + length, d);
+      if (ec == std::errc{} && end == text + length) return d;
+      break;
+    }
+    case kBoolOid:
+      return static_cast<std::int64_t>(view == "t" ? 1 : 0);
+    case kByteaOid:
+      return bytea_from_text(text, length);
+    default:
+      break;
+  }
+  return std::string(view);
+}
+
+std::vector<SqlRow> rows_of(const PGresult* r) {
+  const int rows = PQntuples(r);
+  const int columns = PQnfields(r);
+  std::vector<SqlRow> out(static_cast<std::size_t>(rows));
+  for (int i = 0; i < rows; ++i) {
+    auto& values = out[static_cast<std::size_t>(i)].values();
+    values.reserve(static_cast<std::size_t>(columns));
+    for (int c = 0; c < columns; ++c) values.push_back(text_value(r, i, c));
+  }
+  return out;
+}
+
+class RowsCursor final : public SqlCursor {
+ public:
+  explicit RowsCursor(std::vector<SqlRow> rows) : rows_(std::move(rows)) {}
+  bool next(SqlRow& row) override {
+    if (next_ == rows_.size()) return false;
+    row = std::move(rows_[next_++]);
+    return true;
+  }
+
+ private:
+  std::vector<SqlRow> rows_;
+  std::size_t next_ = 0;
+};
+
+}  // namespace
+
+// ---- Params -----------------------------------------------------------------------------
+
+void Params::add(Oid type, const char* data, std::size_t size) {
+  if (size > static_cast<std::size_t>(INT32_MAX)) {
+    throw InvalidArgument("SQL parameter $" + std::to_string(types_.size() + 1) + " is " +
+                          std::to_string(size) + " bytes, more than PostgreSQL binds");
+  }
+  types_.push_back(type);
+  pointers_.push_back(data);
+  lengths_.push_back(static_cast<int>(size));
+  formats_.push_back(1);
+}
+
+void Params::add_null() {
+  types_.push_back(0);
+  pointers_.push_back(nullptr);
+  lengths_.push_back(0);
+  formats_.push_back(1);
+}
+
+void Params::add_int(std::int64_t v) {
+  auto bytes = std::make_unique<char[]>(8);
+  const std::uint64_t be = to_big_endian(static_cast<std::uint64_t>(v));
+  std::memcpy(bytes.get(), &be, 8);
+  add(kInt8Oid, bytes.get(), 8);
+  owned_.push_back(std::move(bytes));
+}
+
+void Params::add_double(double v) {
+  auto bytes = std::make_unique<char[]>(8);
+  const std::uint64_t be = to_big_endian(std::bit_cast<std::uint64_t>(v));
+  std::memcpy(bytes.get(), &be, 8);
+  add(kFloat8Oid, bytes.get(), 8);
+  owned_.push_back(std::move(bytes));
+}
+
+void Params::add_text(std::string_view v) { add(kTextOid, v.empty() ? "" : v.data(), v.size()); }
+
+void Params::add_bytes(std::string_view v) { add(kByteaOid, v.empty() ? "" : v.data(), v.size()); }
+
+// ---- errors -----------------------------------------------------------------------------
+
+std::string sqlstate(const PGresult* result) {
+  const char* state = result != nullptr ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+  return state != nullptr ? state : "";
+}
+
+void throw_error(const std::string& what, PGconn* conn, const PGresult* result,
+                 std::chrono::milliseconds busy_timeout) {
+  const std::string state = sqlstate(result);
+  std::string message;
+  if (result != nullptr && PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY) != nullptr) {
+    message = PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY);
+    if (const char* detail = PQresultErrorField(result, PG_DIAG_MESSAGE_DETAIL)) {
+      message += " (";
+      message += detail;
+      message += ")";
+    }
+  } else if (result != nullptr && *PQresultErrorMessage(result) != '\0') {
+    message = trimmed(PQresultErrorMessage(result));
+  } else {
+    message = trimmed(PQerrorMessage(conn));
+  }
+  std::string text = what + ": " + printable(message, 1024);
+  if (!state.empty()) text += " (SQLSTATE " + state + ")";
+  if (PQstatus(conn) == CONNECTION_BAD) {
+    throw StoreError(text +
+                     "; the connection to the server was lost (the store reconnects at its "
+                     "next use), retry later");
+  }
+  if (state == "55P03") {
+    throw StoreError(text + "; the store stayed locked past busy_timeout (" +
+                     std::to_string(busy_timeout.count()) +
+                     " ms) by another transaction, retry later");
+  }
+  if (state == "25006") {
+    throw StoreError(text + "; a read transaction cannot write: use a write transaction", false);
+  }
+  throw StoreError(text, is_transient(state));
+}
+
+std::int64_t binary_int(const PGresult* r, int row, int column) {
+  if (PQgetlength(r, row, column) != 8) {
+    throw StoreError("a result column " + std::to_string(column) + " is not an int8", false);
+  }
+  std::uint64_t be = 0;
+  std::memcpy(&be, PQgetvalue(r, row, column), 8);
+  return static_cast<std::int64_t>(to_big_endian(be));
+}
+
+std::string_view binary_bytes(const PGresult* r, int row, int column) {
+  return {PQgetvalue(r, row, column), static_cast<std::size_t>(PQgetlength(r, row, column))};
+}
+
+// ---- Connection -------------------------------------------------------------------------
+
+Connection::Connection(const std::string& conninfo, std::string label, std::string setup,
+                       std::chrono::milliseconds busy_timeout)
+    : label_(std::move(label)), setup_(std::move(setup)), busy_timeout_(busy_timeout) {
+  conn_ = PQconnectdb(conninfo.c_str());
+  if (conn_ == nullptr) throw StoreError(label_ + ": libpq could not allocate a connection");
+  if (PQstatus(conn_) != CONNECTION_OK) {
+    const std::string message = trimmed(PQerrorMessage(conn_));
+    PQfinish(conn_);
+    conn_ = nullptr;
+    throw StoreError(label_ + ": cannot connect: " + printable(message, 1024));
+  }
+  // A library prints nothing: the server's notices (DROP ... IF EXISTS skipping) are dropped.
+  PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
+  try {
+    run_setup();
+  } catch (...) {
+    PQfinish(conn_);
+    conn_ = nullptr;
+    throw;
+  }
+}
+
+Connection::~Connection() {
+  if (conn_ != nullptr) PQfinish(conn_);
+}
+
+void Connection::run_setup() {
+  if (setup_.empty()) return;
+  Result r(PQexec(conn_, setup_.c_str()));
+  if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
+    throw_error(label_ + ": setting up the connection", conn_, r.get(), busy_timeout_);
+  }
+}
+
+void Connection::ensure_open(const std::string& what) {
+  if (PQstatus(conn_) == CONNECTION_OK) return;
+  prepared_.clear();
+  PQreset(conn_);
+  if (PQstatus(conn_) != CONNECTION_OK) {
+    throw StoreError(what + ": the connection to the server was lost and cannot be made again: " +
+                     printable(trimmed(PQerrorMessage(conn_)), 1024) + "; retry later");
+  }
+  run_setup();
+}
+
+bool Connection::reusable() const noexcept {
+  return PQstatus(conn_) == CONNECTION_OK && PQtransactionStatus(conn_) == PQTRANS_IDLE;
+}
+
+Result Connection::exec(const std::string& what, std::string_view sql, const Params* params,
+                        int result_format) {
+  const std::string text(sql);
+  Result r(params == nullptr && result_format == 0
+               ? PQexec(conn_, text.c_str())
+               : PQexecParams(conn_, text.c_str(), params ? params->size() : 0,
+                              params ? params->types() : nullptr,
+                              params ? params->values() : nullptr,
+                              params ? params->lengths() : nullptr,
+                              params ? params->formats() : nullptr, result_format));
+  const ExecStatusType status = PQresultStatus(r.get());
+  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+    throw_error(what, conn_, r.get(), busy_timeout_);
+  }
+  return r;
+}
+
+Result Connection::exec_prepared(const std::string& what, const char* name, const char* sql,
+                                 const Params& params, bool checked) {
+  if (prepared_.find(std::string_view(name)) == prepared_.end()) {
+    Result p(PQprepare(conn_, name, sql, params.size(), params.types()));
+    if (PQresultStatus(p.get()) != PGRES_COMMAND_OK) throw_error(what, conn_, p.get(), busy_timeout_);
+    prepared_.insert(name);
+  }
+  Result r(PQexecPrepared(conn_, name, params.size(), params.values(), params.lengths(),
+                          params.formats(), 1));
+  const ExecStatusType status = PQresultStatus(r.get());
+  if (checked && status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+    throw_error(what, conn_, r.get(), busy_timeout_);
+  }
+  return r;
+}
+
+void Connection::rollback_quietly() noexcept {
+  if (PQstatus(conn_) != CONNECTION_OK || PQtransactionStatus(conn_) == PQTRANS_IDLE) return;
+  PGresult* r = PQexec(conn_, "ROLLBACK");
+  if (r != nullptr) PQclear(r);
+}
+
+// ---- Session ----------------------------------------------------------------------------
+
+void Session::execute_script(std::string_view sql) {
+  if (sql.find('\0') != std::string_view::npos) {
+    throw InvalidArgument("SQL script holds a NUL byte: " + sql_excerpt(sql));
+  }
+  c_.exec(context_ + ": " + sql_excerpt(sql), sql);
+}
+
+Result Session::run(std::string_view sql, std::span<const SqlValue> params) {
+  if (sql.find('\0') != std::string_view::npos) {
+    throw InvalidArgument("SQL holds a NUL byte: " + sql_excerpt(sql));
+  }
+  Params p;
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    std::visit(
+        [&](const auto& v) {
+          using V = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<V, std::nullptr_t>) {
+            p.add_null();
+          } else if constexpr (std::is_same_v<V, std::int64_t>) {
+            p.add_int(v);
+          } else if constexpr (std::is_same_v<V, double>) {
+            p.add_double(v);
+          } else if constexpr (std::is_same_v<V, std::string>) {
+            if (v.find('\0') != std::string::npos) {
+              throw InvalidArgument("SQL text parameter $" + std::to_string(i + 1) + " '" +
+                                    printable(v) +
+                                    "' holds a NUL byte, which PostgreSQL text cannot store "
+                                    "(bind bytes as SqlBlob): " +
+                                    sql_excerpt(sql));
+            }
+            p.add_text(v);
+          } else {
+            p.add_bytes(v.bytes);
+          }
+        },
+        params[i]);
+  }
+  return c_.exec(context_ + ": " + sql_excerpt(sql), sql, &p, 0);
+}
+
+std::size_t Session::execute_span(std::string_view sql, std::span<const SqlValue> params) {
+  Result r = run(sql, params);
+  const char* tuples = PQcmdTuples(r.get());
+  std::size_t n = 0;
+  if (tuples != nullptr) std::from_chars(tuples, tuples + std::strlen(tuples), n);
+  return n;
+}
+
+std::vector<SqlRow> Session::query_span(std::string_view sql, std::span<const SqlValue> params) {
+  Result r = run(sql, params);
+  return rows_of(r.get());
+}
+
+std::unique_ptr<SqlCursor> Session::cursor_span(std::string_view sql,
+                                                std::span<const SqlValue> params) {
+  // The rows are fetched at once: the connection stays free for the calls made between them,
+  // and several cursors may be open together.
+  Result r = run(sql, params);
+  return std::make_unique<RowsCursor>(rows_of(r.get()));
+}
+
+}  // namespace annals::detail::pg

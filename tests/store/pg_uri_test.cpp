@@ -1,0 +1,135 @@
+// PostgreSQL store URIs: how they are recognised, taken apart, written back and shown with the
+// password hidden. No server is needed: nothing here connects.
+
+#include <catch2/catch.hpp>
+
+#include "annals/store/event_store.hpp"
+
+using namespace annals;
+using Catch::Matchers::Contains;
+
+namespace {
+void check_round_trip(const std::string& uri) {
+  INFO(uri);
+  const StoreUri parsed = parse_store_uri(uri);
+  const std::string text = format_store_uri(parsed);
+  const StoreUri again = parse_store_uri(text);
+  CHECK(again.scheme == parsed.scheme);
+  CHECK(again.path == parsed.path);
+  CHECK(again.options.payload_format == parsed.options.payload_format);
+  CHECK(again.options.synchronous == parsed.options.synchronous);
+  CHECK(again.options.busy_timeout == parsed.options.busy_timeout);
+  CHECK(again.options.group_commit == parsed.options.group_commit);
+  CHECK(format_store_uri(again) == text);
+}
+}  // namespace
+
+TEST_CASE("postgresql:// and postgres:// URIs give libpq the URI without annals' options",
+          "[store][uri][postgresql]") {
+  const StoreUri a = parse_store_uri(
+      "postgresql://app@db1:5433/annals?sslmode=require&payload=binary&busy_timeout_ms=250"
+      "&application_name=x&synchronous=normal&group_commit=off");
+  CHECK(a.scheme == "postgresql");
+  CHECK(a.path == "postgresql://app@db1:5433/annals?sslmode=require&application_name=x");
+  CHECK(a.options.payload_format == PayloadFormat::binary);
+  CHECK(a.options.busy_timeout == std::chrono::milliseconds(250));
+  CHECK(a.options.synchronous == Synchronous::normal);
+  CHECK_FALSE(a.options.group_commit);
+
+  const StoreUri b = parse_store_uri("postgres://localhost/db");
+  CHECK(b.scheme == "postgresql");
+  CHECK(b.path == "postgres://localhost/db");
+  CHECK(b.options.payload_format == PayloadFormat::json);
+  CHECK(b.options.busy_timeout == std::chrono::milliseconds(5000));
+
+  const StoreUri only = parse_store_uri("postgresql:///annals?payload=binary");
+  CHECK(only.path == "postgresql:///annals");
+  CHECK(format_store_uri(only) ==
+        "postgresql:///annals?payload=binary&synchronous=full&busy_timeout_ms=5000&group_commit=on");
+}
+
+TEST_CASE("libpq keyword strings are recognised by their first token", "[store][uri][postgresql]") {
+  const StoreUri k = parse_store_uri(
+      "host=/tmp/pg port=5432  dbname=annals payload=binary options='-csearch_path=t1' "
+      "busy_timeout_ms=0");
+  CHECK(k.scheme == "postgresql");
+  CHECK(k.path == "host=/tmp/pg port=5432 dbname=annals options=-csearch_path=t1");
+  CHECK(k.options.payload_format == PayloadFormat::binary);
+  CHECK(k.options.busy_timeout == std::chrono::milliseconds(0));
+  CHECK(format_store_uri(k) ==
+        "host=/tmp/pg port=5432 dbname=annals options=-csearch_path=t1 payload=binary "
+        "synchronous=full busy_timeout_ms=0 group_commit=on");
+
+  // Spaces around '=' and quoted values, as libpq reads them.
+  const StoreUri q = parse_store_uri(" host = h application_name='my app' password='it\\'s'");
+  CHECK(q.path == "host=h application_name='my app' password='it\\'s'");
+
+  // Not keyword strings: the first word ends at ':' or has no '='.
+  CHECK(parse_store_uri("sqlite:/x/y.db?payload=binary").scheme == "sqlite");
+  CHECK_THROWS_WITH(parse_store_uri("events.db"), Contains("expected sqlite:<path>"));
+}
+
+TEST_CASE("postgres URIs round-trip through format_store_uri", "[store][uri][postgresql]") {
+  for (const std::string uri :
+       {"postgresql://u:p@h/db", "postgres://h/db?sslmode=disable&payload=binary",
+        "postgresql://", "postgresql://h/db?synchronous=normal",
+        "host=h dbname=d", "host=h password='a b\\\\c' payload=binary",
+        "payload=binary", "host='' dbname=x group_commit=off"}) {
+    check_round_trip(uri);
+  }
+}
+
+TEST_CASE("bad postgres URIs are InvalidArgument naming what is wrong", "[store][uri][postgresql]") {
+  CHECK_THROWS_WITH(parse_store_uri("postgresql://h/db?vfs=unix"),
+                    Contains("takes no vfs option"));
+  CHECK_THROWS_WITH(parse_store_uri("host=h vfs=unix"), Contains("takes no vfs option"));
+  CHECK_THROWS_WITH(parse_store_uri("postgresql://h/db?payload=xml"), Contains("'xml'"));
+  CHECK_THROWS_WITH(parse_store_uri("host=h payload=json payload=binary"),
+                    Contains("given twice"));
+  CHECK_THROWS_WITH(parse_store_uri("postgresql://h/db?payload"), Contains("has no '=value'"));
+  CHECK_THROWS_WITH(parse_store_uri("host=h dbname='open"), Contains("no closing quote"));
+  CHECK_THROWS_WITH(parse_store_uri("host=h dbname"), Contains("has no '=value'"));
+  CHECK_THROWS_WITH(parse_store_uri("host=h busy_timeout_ms=-1"), Contains("'-1'"));
+  StoreUri vfs = parse_store_uri("host=h");
+  vfs.options.vfs = "unix";
+  CHECK_THROWS_AS(format_store_uri(vfs), InvalidArgument);
+  StoreUri junk{"postgresql", "not a connection string", {}};
+  CHECK_THROWS_AS(format_store_uri(junk), InvalidArgument);
+}
+
+TEST_CASE("passwords never appear in messages", "[store][uri][postgresql]") {
+  CHECK(redact_store_uri("postgresql://ann:s3cret@db/x?password=other&sslmode=require") ==
+        "postgresql://ann:***@db/x?password=***&sslmode=require");
+  CHECK(redact_store_uri("postgres://ann@db/x") == "postgres://ann@db/x");
+  CHECK(redact_store_uri("postgresql://ann:p@ss@db/x") == "postgresql://ann:***@db/x");
+  CHECK(redact_store_uri("host=h password=s3cret dbname=x") == "host=h password=*** dbname=x");
+  CHECK(redact_store_uri("host=h password = 'a b' dbname=x") == "host=h password = *** dbname=x");
+  CHECK(redact_store_uri("host=h password='unterminated") == "host=h password=***");
+  CHECK(redact_store_uri("sqlite:/x.db") == "sqlite:/x.db");
+  for (const std::string uri : {"postgresql://ann:s3cret@db/x?payload=xml",
+                                "host=h password=s3cret payload=xml",
+                                "host=h password=s3cret payload=json payload=json",
+                                "postgresql://ann:s3cret@db/x?password=s3cret&vfs=x"}) {
+    INFO(uri);
+    try {
+      (void)parse_store_uri(uri);
+      FAIL("accepted");
+    } catch (const InvalidArgument& e) {
+      CHECK_THAT(e.what(), !Contains("s3cret") && Contains("***"));
+    }
+  }
+}
+
+TEST_CASE("a postgres URI opens only in a build with PostgreSQL support", "[store][uri][postgresql]") {
+  // Connecting to a socket directory that does not exist fails fast either way: without the
+  // backend an InvalidArgument saying so, with it a StoreError naming the redacted URI.
+  try {
+    (void)open_event_store("host=/nonexistent-annals-dir password=s3cret connect_timeout=1");
+    FAIL("opened");
+  } catch (const InvalidArgument& e) {
+    CHECK_THAT(e.what(), Contains("no PostgreSQL support") && !Contains("s3cret"));
+  } catch (const StoreError& e) {
+    CHECK_THAT(e.what(), Contains("cannot connect") && Contains("password=***") &&
+                             !Contains("s3cret"));
+  }
+}
