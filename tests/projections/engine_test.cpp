@@ -216,8 +216,11 @@ TEST_CASE("re-attaching after a rebuild does not duplicate indexes",
   attach_inline_projections(*store, {std::make_shared<CountingProjection>("test_counts", 2)});
   store->read_transaction([](SqlSession& sql) {
     // the table's own primary-key index only: no second copy made by setup() running again
-    CHECK(sql.query("SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND "
-                    "tbl_name = 'annals_test_counts'")
+    CHECK(sql.query(sql.dialect() == "postgresql"
+                        ? "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema()"
+                          " AND tablename = 'annals_test_counts'"
+                        : "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND "
+                          "tbl_name = 'annals_test_counts'")
               .front()
               .integer(0) == 1);
     CHECK(read_checkpoint(sql, "test_counts")->generation == 1);

@@ -61,16 +61,35 @@ ProjectionCheckpoint checkpoint_of(SqlEventStore& store, const std::string& name
   return *cp;
 }
 
-// Names in the schema matching a GLOB pattern, sorted.
+// Names of tables or indexes in the store's schema matching a GLOB pattern ('*' only), sorted.
 std::vector<std::string> schema_names(SqlEventStore& store, const std::string& type,
                                       const std::string& pattern) {
   std::vector<std::string> out;
   store.read_transaction([&](SqlSession& sql) {
-    for (const SqlRow& row :
-         sql.query("SELECT name FROM sqlite_schema WHERE type = $1 AND name GLOB $2 ORDER BY name",
-                   {type, pattern})) {
-      out.push_back(row.text(0));
+    std::vector<SqlRow> rows;
+    if (sql.dialect() == "postgresql") {
+      std::string like;  // the pattern for LIKE ... ESCAPE '!'
+      for (char c : pattern) {
+        if (c == '*') {
+          like += '%';
+        } else {
+          if (c == '_' || c == '%' || c == '!') like += '!';
+          like += c;
+        }
+      }
+      rows = sql.query(type == "index" ? "SELECT indexname FROM pg_indexes WHERE schemaname ="
+                                         " current_schema() AND indexname LIKE $1 ESCAPE '!'"
+                                         " ORDER BY indexname COLLATE \"C\""
+                                       : "SELECT tablename FROM pg_tables WHERE schemaname ="
+                                         " current_schema() AND tablename LIKE $1 ESCAPE '!'"
+                                         " ORDER BY tablename COLLATE \"C\"",
+                       {like});
+    } else {
+      rows =
+          sql.query("SELECT name FROM sqlite_schema WHERE type = $1 AND name GLOB $2 ORDER BY name",
+                    {type, pattern});
     }
+    for (const SqlRow& row : rows) out.push_back(row.text(0));
   });
   return out;
 }
@@ -82,7 +101,7 @@ std::vector<std::string> shadow_tables(SqlEventStore& store) {
 std::int64_t rebuilds_in_progress(SqlEventStore& store) {
   std::int64_t n = 0;
   store.read_transaction([&](SqlSession& sql) {
-    if (sql.query("SELECT 1 FROM sqlite_schema WHERE name = 'annals_rebuilds'").empty()) return;
+    if (!sql.table_exists("annals_rebuilds")) return;
     n = sql.query("SELECT COUNT(*) FROM annals_rebuilds")[0].integer(0);
   });
   return n;

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "annals/store/event_store.hpp"
+#include "annals/store/sql_event_store.hpp"
 #include "support/temp_dir.hpp"
 
 #ifdef ANNALS_TEST_PG_ONLY
@@ -87,6 +88,14 @@ using StorePlace = TempDir;
 inline std::string store_uri(const TempDir& place, const std::string& name = "events.db",
                              const std::string& options = "") {
   return place.sqlite_uri(name, options);
+}
+
+// "sqlite" or "postgresql": for the few statements a test writes by hand (tampering with rows)
+// that the two databases spell differently.
+inline std::string dialect_of(const SqlEventStore& store) {
+  std::string out;
+  store.read_transaction([&](SqlSession& sql) { out = std::string(sql.dialect()); });
+  return out;
 }
 
 // A small valid event; payload defaults to a JSON document.

@@ -36,6 +36,8 @@ PgConn admin_connect() {
     throw std::runtime_error("cannot connect to the PostgreSQL server ANNALS_TEST_PG names: " +
                              trimmed(PQerrorMessage(conn.get())));
   }
+  // No NOTICEs on the test's output ("drop cascades to ...").
+  PgResult quiet(PQexec(conn.get(), "SET client_min_messages = warning"));
   return conn;
 }
 
