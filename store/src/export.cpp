@@ -374,8 +374,9 @@ void import_event(SqlSession& sql, RecordedEvent e, const LineRef& where,
   row.emplace_back(std::move(e.type));
   row.emplace_back(static_cast<std::int64_t>(e.schema_version));
   row.emplace_back(std::string(json ? "json" : "binary"));
-  // TEXT for json so json_extract() reads it, as an append stores it; BLOB for binary.
-  if (json) {
+  // On SQLite TEXT for json so json_extract() reads it, as an append stores it; BLOB for binary.
+  // PostgreSQL's payload column is BYTEA for both.
+  if (json && sql.dialect() == "sqlite") {
     row.emplace_back(std::move(e.payload));
   } else {
     row.emplace_back(SqlBlob{std::move(e.payload)});
