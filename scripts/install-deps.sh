@@ -5,7 +5,9 @@ set -euo pipefail
 
 packages=(build-essential cmake pkg-config libboost-dev libsqlitecpp-dev libsqlite3-dev
           libcereal-dev rapidjson-dev nlohmann-json3-dev libssl-dev catch2 libcli11-dev
-          libpq-dev)
+          libpq-dev
+          postgresql-15
+)
 
 missing=()
 for p in "${packages[@]}"; do

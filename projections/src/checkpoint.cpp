@@ -5,13 +5,23 @@ namespace annals {
 void ensure_checkpoint_table(SqlSession& sql) {
   // Read and written by every inline append: in SQLite the rows live in their key's b-tree
   // (WITHOUT ROWID), so each is one search, not the key's index and then the row.
-  sql.execute_script(std::string("CREATE TABLE IF NOT EXISTS annals_projections ("
-                                 " name TEXT NOT NULL PRIMARY KEY,"
-                                 " version INTEGER NOT NULL,"
-                                 " position INTEGER NOT NULL,"
-                                 " generation INTEGER NOT NULL,"
-                                 " updated_at INTEGER NOT NULL)") +
-                     (sql.dialect() == "sqlite" ? " WITHOUT ROWID" : ""));
+  // PostgreSQL's INTEGER is 32 bits: positions and microsecond times need BIGINT there.
+  const bool sqlite = sql.dialect() == "sqlite";
+  const std::string integer = sqlite ? "INTEGER" : "BIGINT";
+  sql.execute_script(
+      "CREATE TABLE IF NOT EXISTS annals_projections ("
+      " name TEXT NOT NULL PRIMARY KEY,"
+      " version " +
+      integer +
+      " NOT NULL,"
+      " position " +
+      integer +
+      " NOT NULL,"
+      " generation " +
+      integer +
+      " NOT NULL,"
+      " updated_at " +
+      integer + " NOT NULL)" + (sqlite ? " WITHOUT ROWID" : ""));
 }
 
 namespace {
@@ -44,10 +54,9 @@ std::optional<ProjectionCheckpoint> read_checkpoint(SqlSession& sql, std::string
 }
 
 void write_checkpoint(SqlSession& sql, const ProjectionCheckpoint& c) {
-  const std::vector<SqlValue> params{c.name, static_cast<std::int64_t>(c.version),
-                                     static_cast<std::int64_t>(c.position),
-                                     static_cast<std::int64_t>(c.generation),
-                                     to_micros(c.updated_at)};
+  const std::vector<SqlValue> params{
+      c.name, static_cast<std::int64_t>(c.version), static_cast<std::int64_t>(c.position),
+      static_cast<std::int64_t>(c.generation), to_micros(c.updated_at)};
   if (sql.execute(kUpdate, params) == 0) sql.execute(kInsert, params);
 }
 

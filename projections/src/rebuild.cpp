@@ -25,14 +25,23 @@ namespace {
 // projection starts (another process deploying the same version bump), the first one notices and
 // gives up instead of writing into shadow tables the second one recreated.
 void ensure_claims_table(SqlSession& sql) {
+  // PostgreSQL's INTEGER is 32 bits: positions and microsecond times need BIGINT there.
+  const std::string integer = sql.dialect() == "postgresql" ? "BIGINT" : "INTEGER";
   sql.execute_script(
       "CREATE TABLE IF NOT EXISTS annals_rebuilds ("
       " name TEXT PRIMARY KEY,"
       " token TEXT NOT NULL,"
-      " generation INTEGER NOT NULL,"
-      " position INTEGER NOT NULL,"
-      " started_at INTEGER NOT NULL,"
-      " updated_at INTEGER NOT NULL)");
+      " generation " +
+      integer +
+      " NOT NULL,"
+      " position " +
+      integer +
+      " NOT NULL,"
+      " started_at " +
+      integer +
+      " NOT NULL,"
+      " updated_at " +
+      integer + " NOT NULL)");
 }
 
 std::optional<std::string> claim_token(SqlSession& sql, const std::string& name) {

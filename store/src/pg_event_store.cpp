@@ -12,13 +12,17 @@
 // at its next use.
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <charconv>
 #include <climits>
 #include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <exception>
 #include <map>
 #include <mutex>
+#include <span>
 #include <thread>
 
 #include "annals/events/printable.hpp"
@@ -161,35 +165,29 @@ class PgEventStore final : public SqlEventStore {
         if (e.event_id.is_nil()) e.event_id = new_event_id();
       }
     }
-    AppendResult result;
-    std::vector<RecordedEvent> appended;
-    std::vector<std::shared_ptr<AppendHook>> hooks;
-    {
-      std::lock_guard lock(write_mutex_);
-      WriterThread writer(writer_thread_);
-      hooks = hooks_;
-      stats_groups_.fetch_add(1, std::memory_order_relaxed);
-      stats_requests_.fetch_add(1, std::memory_order_relaxed);
-      stats_max_group_.store(1, std::memory_order_relaxed);
-      const std::string where =
-          "append to " + printable(batch.front().stream_id, 1024) + " in " + context_;
-      writer_->ensure_open(where);
-      begin_locked(where);
-      bool hooks_entered = false;
-      try {
-        write_batch(batch, where, hooks, result, appended, hooks_entered);
-        commit(where);
-      } catch (...) {
-        writer_->rollback_quietly();
-        if (hooks_entered) {
-          for (const auto& hook : hooks) hook->on_rollback(appended);
+    Request request{&batch};
+    for (const StreamAppend& part : batch) request.events += part.events.size();
+    if (!options_.group_commit) {
+      Request* one = &request;
+      run_group(std::span<Request*>(&one, 1));
+    } else {
+      std::unique_lock lock(queue_mutex_);
+      queue_.push_back(&request);
+      while (request.state != Request::State::done) {
+        if (request.state == Request::State::queued && !leader_active_) {
+          lead(lock);
+        } else {
+          queue_cv_.wait(lock);
         }
-        throw;
       }
     }
-    for (const auto& hook : hooks) hook->on_commit(appended);
-    notify(result.last_position);
-    return result;
+    // This append's on_commit hooks run on its own caller's thread, after its group is done.
+    if (request.kept) {
+      for (const auto& hook : request.hooks) hook->on_commit(request.appended);
+      if (!options_.group_commit) notify(request.result.last_position);  // else the leader's
+    }
+    if (request.error) std::rethrow_exception(request.error);
+    return request.result;
   }
 
   std::vector<RecordedEvent> read_stream(std::string_view stream_id, std::uint64_t from_version,
@@ -301,9 +299,12 @@ class PgEventStore final : public SqlEventStore {
   }
 
   GroupCommitStats group_commit_stats() const noexcept override {
-    return GroupCommitStats{stats_groups_.load(std::memory_order_relaxed),
-                            stats_requests_.load(std::memory_order_relaxed),
-                            stats_max_group_.load(std::memory_order_relaxed), 0};
+    GroupCommitStats stats{stats_groups_.load(std::memory_order_relaxed),
+                           stats_requests_.load(std::memory_order_relaxed),
+                           stats_max_group_.load(std::memory_order_relaxed), 0};
+    std::lock_guard lock(queue_mutex_);
+    stats.queued = queue_.size();
+    return stats;
   }
 
  private:
@@ -472,15 +473,247 @@ class PgEventStore final : public SqlEventStore {
     return static_cast<std::uint64_t>(pg::binary_int(r.get(), 0, 0));
   }
 
-  // Checks and inserts the batch at the tail inside the open transaction, then runs on_append.
-  void write_batch(std::vector<StreamAppend>& batch, const std::string& where,
-                   const std::vector<std::shared_ptr<AppendHook>>& hooks, AppendResult& result,
-                   std::vector<RecordedEvent>& appended, bool& hooks_entered) {
-    Tail tail = read_tail(where);
+  // One append call waiting for, or carried by, a group. Lives on the caller's stack; the
+  // leader writes result/error/appended under write_mutex_ and publishes them by setting
+  // state to done under queue_mutex_.
+  struct Request {
+    enum class State : std::uint8_t { queued, in_group, done };
+    std::vector<StreamAppend>* batch;
+    std::size_t events = 0;
+    State state = State::queued;
+    AppendResult result{};
+    std::exception_ptr error{};
+    std::vector<RecordedEvent> appended{};  // built only for hooks
+    bool kept = false;                      // written and committed: hooks hear on_commit
+    std::vector<std::shared_ptr<AppendHook>> hooks{};  // the hooks it ran with
+    std::string where{};  // "append to <its first stream> in <store>[ (grouped ...)]"
+  };
+
+  static constexpr std::size_t kMaxGroupRequests = 64;
+  static constexpr std::size_t kMaxGroupEvents = 4096;
+
+  // REQUIRES: lock holds queue_mutex_, no leader active, this caller's request is queued.
+  // Takes a group from the front of the queue, runs it without the queue lock, then hands
+  // leadership on before the post-commit work so the next group can start meanwhile.
+  void lead(std::unique_lock<std::mutex>& lock) {
+    leader_active_ = true;
+    std::array<Request*, kMaxGroupRequests> slots{};
+    std::size_t size = 0, events = 0;
+    while (!queue_.empty() && size < kMaxGroupRequests &&
+           (size == 0 || events + queue_.front()->events <= kMaxGroupEvents)) {
+      Request* r = queue_.front();
+      queue_.pop_front();
+      r->state = Request::State::in_group;
+      events += r->events;
+      slots[size++] = r;
+    }
+    const std::span<Request*> group(slots.data(), size);
+    lock.unlock();
+    run_group(group);
+    // Read before the requests are marked done: the other callers may return (and their
+    // requests go away) as soon as they are.
+    std::uint64_t head = 0;
+    for (Request* r : group) {
+      if (r->kept) head = std::max(head, r->result.last_position);
+    }
+    lock.lock();
+    leader_active_ = false;
+    for (Request* r : group) r->state = Request::State::done;
+    queue_cv_.notify_all();
+    lock.unlock();
+    if (head != 0) notify(head);
+    lock.lock();
+  }
+
+  // Runs a group in one transaction under write_mutex_, each request in its own savepoint
+  // when there are several. Never throws: every request ends with kept or an error.
+  void run_group(std::span<Request*> group) noexcept {
+    std::vector<Request*> kept;
+    std::vector<std::shared_ptr<AppendHook>> hooks;
+    try {
+      std::lock_guard lock(write_mutex_);
+      WriterThread writer(writer_thread_);
+      try {
+        hooks = hooks_;
+        kept.reserve(group.size());
+        const std::string grouped =
+            group.size() == 1 ? std::string()
+                              : " (grouped with " + std::to_string(group.size() - 1) +
+                                    " other appends in one transaction)";
+        for (Request* r : group) {
+          r->hooks = hooks;
+          r->where = "append to " + printable(r->batch->front().stream_id, 1024) + " in " +
+                     context_ + grouped;
+        }
+        stats_groups_.fetch_add(1, std::memory_order_relaxed);
+        stats_requests_.fetch_add(group.size(), std::memory_order_relaxed);
+        std::uint64_t seen = stats_max_group_.load(std::memory_order_relaxed);
+        while (seen < group.size() && !stats_max_group_.compare_exchange_weak(
+                                          seen, group.size(), std::memory_order_relaxed)) {
+        }
+        run_transaction_of(group, hooks, kept);
+      } catch (...) {
+        // Whatever got here, nothing of the group may count as written: roll back while still
+        // holding the writer.
+        abort_group(group, kept, hooks, std::current_exception());
+      }
+    } catch (...) {  // the lock itself failed: nothing was started
+      for (Request* r : group) {
+        if (!r->error) r->error = std::current_exception();
+      }
+    }
+  }
+
+  // Each request of the group fails with `e` in its own context.
+  static void fail_each(std::span<Request*> group, const StoreError& e) {
+    for (Request* r : group) {
+      if (!r->error) {
+        r->error = std::make_exception_ptr(StoreError(r->where + ": " + e.what(), e.transient()));
+      }
+    }
+  }
+
+  bool in_transaction() const noexcept {
+    const PGTransactionStatusType status = PQtransactionStatus(writer_->get());
+    return status == PQTRANS_INTRANS || status == PQTRANS_INERROR || status == PQTRANS_ACTIVE;
+  }
+
+  // Runs the group's transaction. On return every request is either kept (committed) or has
+  // an error, and hooks heard on_rollback for each append of theirs that was undone. An
+  // exception escaping leaves the cleanup to run_group (abort_group with `kept`).
+  void run_transaction_of(std::span<Request*> group,
+                          const std::vector<std::shared_ptr<AppendHook>>& hooks,
+                          std::vector<Request*>& kept) {
+    Tail tail;
+    try {
+      writer_->ensure_open("begin");
+      begin_locked("begin");
+      tail = read_tail("reading the log's head");
+    } catch (const StoreError& e) {
+      writer_->rollback_quietly();
+      fail_each(group, e);
+      return;
+    } catch (...) {
+      const std::exception_ptr error = std::current_exception();
+      writer_->rollback_quietly();
+      for (Request* r : group) r->error = error;
+      return;
+    }
+    const bool savepoints = group.size() > 1;
+    for (Request* r : group) {
+      if (savepoints) {
+        try {
+          writer_->exec(r->where, "SAVEPOINT annals_append");
+        } catch (...) {
+          abort_group(group, kept, hooks, std::current_exception());
+          return;
+        }
+      }
+      const Tail before = tail;
+      bool hooks_entered = false;
+      try {
+        append_request(*r, tail, hooks, hooks_entered);
+        if (savepoints) writer_->exec(r->where + ": release savepoint", "RELEASE SAVEPOINT annals_append");
+        kept.push_back(r);  // reserved before BEGIN: cannot throw
+        r->kept = true;     // provisionally: until the COMMIT
+        continue;
+      } catch (const StoreError& e) {
+        r->error = std::current_exception();
+        // A hook's own error that names no append: say which append it failed.
+        if (!std::string_view(e.what()).starts_with("append to ")) {
+          try {
+            r->error = std::make_exception_ptr(StoreError(r->where + ": " + e.what(),
+                                                          e.transient()));
+          } catch (...) {
+          }
+        }
+      } catch (...) {
+        r->error = std::current_exception();
+      }
+      tail = before;
+      // The transaction is lost when the connection or the transaction is gone; otherwise
+      // this append alone is undone, back to its savepoint.
+      bool lost = !in_transaction();
+      if (!lost && savepoints) {
+        try {
+          writer_->exec(r->where, "ROLLBACK TO SAVEPOINT annals_append; RELEASE SAVEPOINT annals_append");
+        } catch (...) {
+          lost = true;
+        }
+      } else if (!savepoints) {
+        writer_->rollback_quietly();  // the only request: nothing left to commit
+      }
+      if (hooks_entered) {
+        for (const auto& hook : hooks) hook->on_rollback(r->appended);
+      }
+      if (!savepoints) return;
+      if (lost) {
+        // Every other append of the group fails, each told in its own context why.
+        try {
+          std::string why =
+              ": an error in another append of its group rolled the transaction back";
+          try {
+            std::rethrow_exception(r->error);
+          } catch (const std::exception& e) {
+            why += ": ";
+            why += e.what();
+          } catch (...) {
+          }
+          for (Request* other : group) {
+            if (!other->error) other->error = std::make_exception_ptr(StoreError(other->where + why));
+          }
+        } catch (...) {
+          abort_group(group, kept, hooks, std::current_exception());
+          return;
+        }
+        abort_group(group, kept, hooks, std::exception_ptr());
+        return;
+      }
+    }
+    if (kept.empty()) {
+      writer_->rollback_quietly();
+      return;
+    }
+    try {
+      commit("commit");
+    } catch (const StoreError& e) {
+      for (Request* r : group) {
+        if (!r->error) {
+          r->error = std::make_exception_ptr(StoreError(r->where + ": " + e.what(), e.transient()));
+        }
+      }
+      abort_group(group, kept, hooks, std::exception_ptr());
+    }
+  }
+
+  // The transaction is lost: it is rolled back, the kept requests' hooks hear on_rollback, and
+  // every request not already refused on its own fails with `cause`.
+  void abort_group(std::span<Request*> group, std::vector<Request*>& kept,
+                   const std::vector<std::shared_ptr<AppendHook>>& hooks,
+                   const std::exception_ptr& cause) noexcept {
+    writer_->rollback_quietly();
+    for (Request* r : kept) {
+      r->kept = false;
+      for (const auto& hook : hooks) hook->on_rollback(r->appended);
+    }
+    kept.clear();  // heard on_rollback once: never again
+    for (Request* r : group) {
+      r->kept = false;
+      if (!r->error) r->error = cause;
+    }
+  }
+
+  // Checks and inserts one request at the tail inside the open transaction, then runs its
+  // hooks' on_append. Throws the annals error its caller should get; tail moves past its events.
+  void append_request(Request& r, Tail& tail,
+                      const std::vector<std::shared_ptr<AppendHook>>& hooks,
+                      bool& hooks_entered) {
+    std::vector<StreamAppend>& batch = *r.batch;
+    const std::string& where = r.where;
     // The clock is read under the table lock and never runs backwards along the log, so
     // recorded_at rises with position even when the system clock steps back.
     const Timestamp recorded_at = std::max(read_clock(options_), tail.recorded_at);
-    result.first_position = tail.position + 1;
+    r.result.first_position = tail.position + 1;
     for (StreamAppend& part : batch) {
       const std::optional<std::uint64_t> actual =
           read_stream_version(*writer_, where, part.stream_id);
@@ -493,15 +726,16 @@ class PgEventStore final : public SqlEventStore {
         rec.hash = chain_hash(tail.hash, rec);
         tail.hash = rec.hash;
         insert(rec, part.stream_id, where);
-        if (!hooks.empty()) appended.push_back(std::move(rec));
+        if (!hooks.empty()) r.appended.push_back(std::move(rec));
       }
-      result.stream_version = version;
+      r.result.stream_version = version;
     }
-    result.last_position = tail.position;
+    tail.recorded_at = recorded_at;
+    r.result.last_position = tail.position;
     hooks_entered = true;
     if (!hooks.empty()) {
       pg::Session session(*writer_, where);
-      for (const auto& hook : hooks) hook->on_append(session, appended);
+      for (const auto& hook : hooks) hook->on_append(session, r.appended);
     }
   }
 
@@ -660,6 +894,11 @@ class PgEventStore final : public SqlEventStore {
   mutable std::vector<std::unique_ptr<pg::Connection>> idle_readers_;
   mutable std::size_t open_readers_ = 0;  // idle and lent out
 
+  // The group commit queue: appends waiting for a leader, and whether one is running a group.
+  mutable std::mutex queue_mutex_;
+  std::condition_variable queue_cv_;
+  std::deque<Request*> queue_;
+  bool leader_active_ = false;
   std::atomic<std::uint64_t> stats_groups_{0}, stats_requests_{0}, stats_max_group_{0};
 
   std::mutex listeners_mutex_;

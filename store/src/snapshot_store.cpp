@@ -18,19 +18,27 @@ namespace {
 constexpr const char* kTable = "annals_snapshots";
 
 std::string create_table_sql(std::string_view dialect) {
-  const char* blob = dialect == "postgresql" ? "BYTEA" : "BLOB";
-  return std::string(
-             "CREATE TABLE IF NOT EXISTS annals_snapshots (\n"
-             "  stream_id       TEXT PRIMARY KEY,\n"
-             "  version         INTEGER NOT NULL,\n"
-             "  aggregate_type  TEXT NOT NULL,\n"
-             "  snapshot_schema INTEGER NOT NULL,\n"
-             "  event_id        TEXT NOT NULL,\n"
-             "  payload         ") +
+  // PostgreSQL's INTEGER is 32 bits: versions and microsecond times need BIGINT there.
+  const bool pg = dialect == "postgresql";
+  const std::string blob = pg ? "BYTEA" : "BLOB";
+  const std::string integer = pg ? "BIGINT" : "INTEGER";
+  return "CREATE TABLE IF NOT EXISTS annals_snapshots (\n"
+         "  stream_id       TEXT PRIMARY KEY,\n"
+         "  version         " +
+         integer +
+         " NOT NULL,\n"
+         "  aggregate_type  TEXT NOT NULL,\n"
+         "  snapshot_schema " +
+         integer +
+         " NOT NULL,\n"
+         "  event_id        TEXT NOT NULL,\n"
+         "  payload         " +
          blob +
          " NOT NULL,\n"
          "  checksum        TEXT NOT NULL,\n"
-         "  taken_at        INTEGER NOT NULL\n"
+         "  taken_at        " +
+         integer +
+         " NOT NULL\n"
          ")";
 }
 

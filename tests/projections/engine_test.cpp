@@ -45,8 +45,7 @@ ProjectionCheckpoint checkpoint_of(SqlEventStore& store, const std::string& name
 }  // namespace
 
 TEMPLATE_TEST_CASE("an inline projection's rows are readable right after the append",
-                   "[projections][inline]", annals::test::MemoryBackend,
-                   annals::test::SqliteBackend) {
+                   "[projections][inline]", ANNALS_BACKENDS) {
   TestType backend;
   auto store = as_sql(backend.open());
   store->append("early", ExpectedVersion::any(), make_events(3));  // before attaching
@@ -61,8 +60,9 @@ TEMPLATE_TEST_CASE("an inline projection's rows are readable right after the app
   CHECK(projection->committed_events == 5);
 }
 
-TEST_CASE("an inline projection that throws rolls the append back", "[projections][inline]") {
-  annals::test::SqliteBackend backend;
+TEST_CASE("an inline projection that throws rolls the append back",
+          "[projections][inline]" ANNALS_PG_TAG) {
+  annals::test::PersistentBackend backend;
   auto store = as_sql(backend.open());
   auto projection = std::make_shared<CountingProjection>();
   attach_inline_projections(*store, {projection});
@@ -83,8 +83,8 @@ TEST_CASE("an inline projection that throws rolls the append back", "[projection
 }
 
 TEST_CASE("appends by a store object without the hook are applied by the next hooked append",
-          "[projections][inline]") {
-  annals::test::SqliteBackend backend;
+          "[projections][inline]" ANNALS_PG_TAG) {
+  annals::test::PersistentBackend backend;
   auto hooked = as_sql(backend.open());
   attach_inline_projections(*hooked, {std::make_shared<CountingProjection>()});
   auto plain = open_event_store(backend.uri);  // like another process without projections
@@ -97,8 +97,9 @@ TEST_CASE("appends by a store object without the hook are applied by the next ho
         std::vector<std::pair<std::string, std::int64_t>>{{"mine", 1}, {"other", 4}});
 }
 
-TEST_CASE("catch_up applies the log in batches, each with its checkpoint", "[projections]") {
-  annals::test::SqliteBackend backend;
+TEST_CASE("catch_up applies the log in batches, each with its checkpoint",
+          "[projections]" ANNALS_PG_TAG) {
+  annals::test::PersistentBackend backend;
   auto store = as_sql(backend.open("synchronous=normal"));
   for (int i = 0; i < 25; ++i)
     store->append("s-" + std::to_string(i % 4), ExpectedVersion::any(), make_events(3));
@@ -113,8 +114,9 @@ TEST_CASE("catch_up applies the log in batches, each with its checkpoint", "[pro
   CHECK_THROWS_AS(catch_up(*store, projection, 0), InvalidArgument);
 }
 
-TEST_CASE("a failing batch leaves rows and checkpoint of the batch before", "[projections]") {
-  annals::test::SqliteBackend backend;
+TEST_CASE("a failing batch leaves rows and checkpoint of the batch before",
+          "[projections]" ANNALS_PG_TAG) {
+  annals::test::PersistentBackend backend;
   auto store = as_sql(backend.open());
   store->append("a", ExpectedVersion::any(), make_events(10));
   store->append("b", ExpectedVersion::any(), {make_event("Poison")});
@@ -175,17 +177,16 @@ TEST_CASE("catch_up of a projection never prepared says so and writes nothing", 
   CountingProjection other("test_other_counts", 1);
   prepare_projection(*store, other);
   CHECK_THROWS_WITH(catch_up(*store, projection), Contains("call prepare_projection"));
-  store->read_transaction([&](SqlSession& sql) {
-    CHECK_FALSE(read_checkpoint(sql, "test_counts").has_value());
-  });
+  store->read_transaction(
+      [&](SqlSession& sql) { CHECK_FALSE(read_checkpoint(sql, "test_counts").has_value()); });
   CHECK(counts(*store).empty());
   prepare_projection(*store, projection);
   CHECK(catch_up(*store, projection) == 3);
 }
 
 TEST_CASE("read tables dropped by hand are rebuilt from the log on the next attach",
-          "[projections][inline]") {
-  annals::test::SqliteBackend backend;
+          "[projections][inline]" ANNALS_PG_TAG) {
+  annals::test::PersistentBackend backend;
   {
     auto store = as_sql(backend.open());
     attach_inline_projections(*store, {std::make_shared<CountingProjection>()});
@@ -199,8 +200,9 @@ TEST_CASE("read tables dropped by hand are rebuilt from the log on the next atta
   CHECK(counts(*store) == std::vector<std::pair<std::string, std::int64_t>>{{"a", 3}});
 }
 
-TEST_CASE("re-attaching after a rebuild does not duplicate indexes", "[projections][inline]") {
-  annals::test::SqliteBackend backend;
+TEST_CASE("re-attaching after a rebuild does not duplicate indexes",
+          "[projections][inline]" ANNALS_PG_TAG) {
+  annals::test::PersistentBackend backend;
   {
     auto store = as_sql(backend.open());
     attach_inline_projections(*store, {std::make_shared<CountingProjection>("test_counts", 1)});
@@ -214,8 +216,11 @@ TEST_CASE("re-attaching after a rebuild does not duplicate indexes", "[projectio
   attach_inline_projections(*store, {std::make_shared<CountingProjection>("test_counts", 2)});
   store->read_transaction([](SqlSession& sql) {
     // the table's own primary-key index only: no second copy made by setup() running again
-    CHECK(sql.query("SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND "
-                    "tbl_name = 'annals_test_counts'")
+    CHECK(sql.query(sql.dialect() == "postgresql"
+                        ? "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema()"
+                          " AND tablename = 'annals_test_counts'"
+                        : "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND "
+                          "tbl_name = 'annals_test_counts'")
               .front()
               .integer(0) == 1);
     CHECK(read_checkpoint(sql, "test_counts")->generation == 1);
@@ -223,8 +228,9 @@ TEST_CASE("re-attaching after a rebuild does not duplicate indexes", "[projectio
   CHECK(counts(*store) == std::vector<std::pair<std::string, std::int64_t>>{{"a", 2}});
 }
 
-TEST_CASE("a failed rebuild after a table was dropped loses nothing", "[projections][rebuild]") {
-  annals::test::SqliteBackend backend;
+TEST_CASE("a failed rebuild after a table was dropped loses nothing",
+          "[projections][rebuild]" ANNALS_PG_TAG) {
+  annals::test::PersistentBackend backend;
   {
     auto store = as_sql(backend.open());
     attach_inline_projections(*store, {std::make_shared<CountingProjection>()});

@@ -72,10 +72,13 @@ std::vector<SqlRow> table(const SqlEventStore& store, const std::string& sql) {
 }  // namespace
 
 TEST_CASE("inline and async projection give identical workflow tables for the same commands",
-          "[projections][runner][inline]") {
-  annals::test::TempDir dir;
-  auto inline_store = open_sql_event_store(dir.sqlite_uri("inline.db", "synchronous=normal"));
-  auto async_store = open_sql_event_store(dir.sqlite_uri("async.db", "synchronous=normal"));
+          "[projections][runner][inline]" ANNALS_PG_TAG) {
+  annals::test::StorePlace inline_dir;
+  annals::test::StorePlace async_dir;
+  auto inline_store =
+      open_sql_event_store(annals::test::store_uri(inline_dir, "inline.db", "synchronous=normal"));
+  auto async_store =
+      open_sql_event_store(annals::test::store_uri(async_dir, "async.db", "synchronous=normal"));
   attach_inline_projections(*inline_store, {std::make_shared<WorkflowProjection>()});
 
   IoThread io;
@@ -99,9 +102,10 @@ TEST_CASE("inline and async projection give identical workflow tables for the sa
 }
 
 TEST_CASE("the cache serves no stale run once the async runner applied a change",
-          "[repositories][cache][runner]") {
-  annals::test::TempDir dir;
-  auto store = open_sql_event_store(dir.sqlite_uri("events.db", "synchronous=normal"));
+          "[repositories][cache][runner]" ANNALS_PG_TAG) {
+  annals::test::StorePlace dir;
+  auto store =
+      open_sql_event_store(annals::test::store_uri(dir, "events.db", "synchronous=normal"));
   auto projection = std::make_shared<WorkflowProjection>();
   IoThread io;
   ProjectionRunner runner(io.io, store, projection, {.poll_interval = 20ms});

@@ -76,9 +76,11 @@ class IoThreads {
   std::atomic<std::size_t> finished_{0};
 };
 
-std::shared_ptr<SqlEventStore> open_store(const TempDir& dir, const std::string& options = "") {
-  return open_sql_event_store(
-      dir.sqlite_uri("events.db", "synchronous=normal" + (options.empty() ? "" : "&" + options)));
+// A store object on the place's database: a file in a temp dir, or a schema on PostgreSQL.
+template <class Place>
+std::shared_ptr<SqlEventStore> open_store(const Place& dir, const std::string& options = "") {
+  return open_sql_event_store(annals::test::store_uri(
+      dir, "events.db", "synchronous=normal" + (options.empty() ? "" : "&" + options)));
 }
 
 // Appends `count` events, event at position p to stream "s-<p % streams>", of type "Boom" at
@@ -163,8 +165,8 @@ class BatchRecordingProjection : public CountingProjection {
 
 }  // namespace
 
-TEST_CASE("a runner catches up an existing log in batches", "[projections][runner]") {
-  TempDir dir;
+TEST_CASE("a runner catches up an existing log in batches", "[projections][runner]" ANNALS_PG_TAG) {
+  annals::test::StorePlace dir;
   auto store = open_store(dir);
   append_log(*store, 1234);
   auto projection = std::make_shared<BatchRecordingProjection>();
@@ -186,8 +188,8 @@ TEST_CASE("a runner catches up an existing log in batches", "[projections][runne
 }
 
 TEST_CASE("a runner applies each batch in its own handler, so the io_context stays responsive",
-          "[projections][runner]") {
-  TempDir dir;
+          "[projections][runner]" ANNALS_PG_TAG) {
+  annals::test::StorePlace dir;
   auto store = open_store(dir);
   append_log(*store, 450);
   auto projection = std::make_shared<CountingProjection>();
@@ -205,8 +207,9 @@ TEST_CASE("a runner applies each batch in its own handler, so the io_context sta
   // Destroyed with the io_context not running and the poll wait still pending.
 }
 
-TEST_CASE("a runner is woken by appends through its store after start", "[projections][runner]") {
-  TempDir dir;
+TEST_CASE("a runner is woken by appends through its store after start",
+          "[projections][runner]" ANNALS_PG_TAG) {
+  annals::test::StorePlace dir;
   auto store = open_store(dir);
   auto projection = std::make_shared<CountingProjection>();
   IoThreads io;
@@ -226,8 +229,8 @@ TEST_CASE("a runner is woken by appends through its store after start", "[projec
 }
 
 TEST_CASE("a runner polls for appends by another store object on the same file",
-          "[projections][runner]") {
-  TempDir dir;
+          "[projections][runner]" ANNALS_PG_TAG) {
+  annals::test::StorePlace dir;
   auto store = open_store(dir);
   auto other_process = open_store(dir);
   auto projection = std::make_shared<CountingProjection>();
@@ -246,8 +249,8 @@ TEST_CASE("a runner polls for appends by another store object on the same file",
 TEST_CASE(
     "a projection failing mid-batch stops the runner at the event, rows and checkpoint "
     "consistent, and a new runner resumes without loss or double-apply",
-    "[projections][runner]") {
-  TempDir dir;
+    "[projections][runner]" ANNALS_PG_TAG) {
+  annals::test::StorePlace dir;
   auto store = open_store(dir);
   append_log(*store, 250, /*boom_at=*/160);
 
@@ -313,7 +316,7 @@ TEST_CASE(
   CHECK(checkpoint_of(*store) == 250);
 
   // Row for row what a fresh projection of the same log gives.
-  TempDir fresh_dir;
+  annals::test::StorePlace fresh_dir;
   auto fresh = open_store(fresh_dir);
   append_log(*fresh, 250, /*boom_at=*/160);
   auto reference = std::make_shared<CountingProjection>();
@@ -323,8 +326,8 @@ TEST_CASE(
 }
 
 TEST_CASE("a runner refuses a checkpoint written by another version of its projection",
-          "[projections][runner]") {
-  TempDir dir;
+          "[projections][runner]" ANNALS_PG_TAG) {
+  annals::test::StorePlace dir;
   auto store = open_store(dir);
   append_log(*store, 20);
   auto v1 = std::make_shared<CountingProjection>("test_counts", 1);
@@ -343,8 +346,8 @@ TEST_CASE("a runner refuses a checkpoint written by another version of its proje
 }
 
 TEST_CASE("stop() is idempotent and the runner is destroyed cleanly while the io_context runs",
-          "[projections][runner]") {
-  TempDir dir;
+          "[projections][runner]" ANNALS_PG_TAG) {
+  annals::test::StorePlace dir;
   auto store = open_store(dir);
   append_log(*store, 2000);
   auto projection = std::make_shared<CountingProjection>();
@@ -403,8 +406,8 @@ TEST_CASE("stop() is idempotent and the runner is destroyed cleanly while the io
 }
 
 TEST_CASE("two runners for one projection on two store objects never apply an event twice",
-          "[projections][runner]") {
-  TempDir dir;
+          "[projections][runner]" ANNALS_PG_TAG) {
+  annals::test::StorePlace dir;
   auto store_a = open_store(dir);
   auto store_b = open_store(dir);
   append_log(*store_a, 500);
@@ -462,8 +465,9 @@ TEST_CASE("a runner retries a busy store with backoff and succeeds once the lock
   CHECK(projection->committed_events == 120);
 }
 
-TEST_CASE("status() reports head, checkpoint, lag and rate", "[projections][runner]") {
-  TempDir dir;
+TEST_CASE("status() reports head, checkpoint, lag and rate",
+          "[projections][runner]" ANNALS_PG_TAG) {
+  annals::test::StorePlace dir;
   auto store = open_store(dir);
   append_log(*store, 300);
   auto projection = std::make_shared<CountingProjection>();
@@ -502,8 +506,8 @@ TEST_CASE("status() reports head, checkpoint, lag and rate", "[projections][runn
   CHECK(to_string(runner.status().state) == "stopped");
 }
 
-TEST_CASE("a runner rejects invalid options", "[projections][runner]") {
-  TempDir dir;
+TEST_CASE("a runner rejects invalid options", "[projections][runner]" ANNALS_PG_TAG) {
+  annals::test::StorePlace dir;
   auto store = open_store(dir);
   auto projection = std::make_shared<CountingProjection>();
   boost::asio::io_context io;

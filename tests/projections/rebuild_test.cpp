@@ -61,16 +61,35 @@ ProjectionCheckpoint checkpoint_of(SqlEventStore& store, const std::string& name
   return *cp;
 }
 
-// Names in the schema matching a GLOB pattern, sorted.
+// Names of tables or indexes in the store's schema matching a GLOB pattern ('*' only), sorted.
 std::vector<std::string> schema_names(SqlEventStore& store, const std::string& type,
                                       const std::string& pattern) {
   std::vector<std::string> out;
   store.read_transaction([&](SqlSession& sql) {
-    for (const SqlRow& row :
-         sql.query("SELECT name FROM sqlite_schema WHERE type = $1 AND name GLOB $2 ORDER BY name",
-                   {type, pattern})) {
-      out.push_back(row.text(0));
+    std::vector<SqlRow> rows;
+    if (sql.dialect() == "postgresql") {
+      std::string like;  // the pattern for LIKE ... ESCAPE '!'
+      for (char c : pattern) {
+        if (c == '*') {
+          like += '%';
+        } else {
+          if (c == '_' || c == '%' || c == '!') like += '!';
+          like += c;
+        }
+      }
+      rows = sql.query(type == "index" ? "SELECT indexname FROM pg_indexes WHERE schemaname ="
+                                         " current_schema() AND indexname LIKE $1 ESCAPE '!'"
+                                         " ORDER BY indexname COLLATE \"C\""
+                                       : "SELECT tablename FROM pg_tables WHERE schemaname ="
+                                         " current_schema() AND tablename LIKE $1 ESCAPE '!'"
+                                         " ORDER BY tablename COLLATE \"C\"",
+                       {like});
+    } else {
+      rows =
+          sql.query("SELECT name FROM sqlite_schema WHERE type = $1 AND name GLOB $2 ORDER BY name",
+                    {type, pattern});
     }
+    for (const SqlRow& row : rows) out.push_back(row.text(0));
   });
   return out;
 }
@@ -82,7 +101,7 @@ std::vector<std::string> shadow_tables(SqlEventStore& store) {
 std::int64_t rebuilds_in_progress(SqlEventStore& store) {
   std::int64_t n = 0;
   store.read_transaction([&](SqlSession& sql) {
-    if (sql.query("SELECT 1 FROM sqlite_schema WHERE name = 'annals_rebuilds'").empty()) return;
+    if (!sql.table_exists("annals_rebuilds")) return;
     n = sql.query("SELECT COUNT(*) FROM annals_rebuilds")[0].integer(0);
   });
   return n;
@@ -111,8 +130,7 @@ class IndexedCounting : public CountingProjection {
 }  // namespace
 
 TEMPLATE_TEST_CASE("a rebuild reproduces the incremental projection row for row",
-                   "[projections][rebuild]", annals::test::MemoryBackend,
-                   annals::test::SqliteBackend) {
+                   "[projections][rebuild]", ANNALS_BACKENDS) {
   TestType backend;
   auto store = as_sql(backend.open());
   auto projection = std::make_shared<CountingProjection>();
@@ -166,8 +184,7 @@ TEMPLATE_TEST_CASE("a rebuild reproduces the incremental projection row for row"
 }
 
 TEMPLATE_TEST_CASE("a version bump makes attach_inline_projections rebuild",
-                   "[projections][rebuild]", annals::test::MemoryBackend,
-                   annals::test::SqliteBackend) {
+                   "[projections][rebuild]", ANNALS_BACKENDS) {
   TestType backend;
   auto store = as_sql(backend.open());
   fill(*store, 1200, 20);
@@ -193,8 +210,7 @@ TEMPLATE_TEST_CASE("a version bump makes attach_inline_projections rebuild",
 }
 
 TEMPLATE_TEST_CASE("a rebuild finds a tampered live table and the swap repairs it",
-                   "[projections][rebuild]", annals::test::MemoryBackend,
-                   annals::test::SqliteBackend) {
+                   "[projections][rebuild]", ANNALS_BACKENDS) {
   TestType backend;
   auto store = as_sql(backend.open());
   fill(*store, 1000, 10);
@@ -262,8 +278,7 @@ TEMPLATE_TEST_CASE("a rebuild finds a tampered live table and the swap repairs i
 }
 
 TEMPLATE_TEST_CASE("readers see complete old data during a rebuild and appends reach the new",
-                   "[projections][rebuild]", annals::test::MemoryBackend,
-                   annals::test::SqliteBackend) {
+                   "[projections][rebuild]", ANNALS_BACKENDS) {
   TestType backend;
   auto store = as_sql(backend.open());
   fill(*store, 2000, 40);
@@ -309,8 +324,7 @@ TEMPLATE_TEST_CASE("readers see complete old data during a rebuild and appends r
 }
 
 TEMPLATE_TEST_CASE("a reader thread never sees partial tables across a rebuild's swap",
-                   "[projections][rebuild]", annals::test::MemoryBackend,
-                   annals::test::SqliteBackend) {
+                   "[projections][rebuild]", ANNALS_BACKENDS) {
   TestType backend;
   auto store = as_sql(backend.open());
   fill(*store, 1500, 30);
@@ -347,8 +361,7 @@ TEMPLATE_TEST_CASE("a reader thread never sees partial tables across a rebuild's
 }
 
 TEMPLATE_TEST_CASE("a failing rebuild leaves the live tables and checkpoint untouched",
-                   "[projections][rebuild]", annals::test::MemoryBackend,
-                   annals::test::SqliteBackend) {
+                   "[projections][rebuild]", ANNALS_BACKENDS) {
   TestType backend;
   auto store = as_sql(backend.open());
   fill(*store, 2000, 25);
@@ -410,7 +423,7 @@ TEMPLATE_TEST_CASE("a failing rebuild leaves the live tables and checkpoint unto
 }
 
 TEMPLATE_TEST_CASE("rebuild progress is monotonic and ends at the total", "[projections][rebuild]",
-                   annals::test::MemoryBackend, annals::test::SqliteBackend) {
+                   ANNALS_BACKENDS) {
   TestType backend;
   auto store = as_sql(backend.open());
   fill(*store, 1050, 10);
@@ -437,8 +450,7 @@ TEMPLATE_TEST_CASE("rebuild progress is monotonic and ends at the total", "[proj
 }
 
 TEMPLATE_TEST_CASE("rebuilds in a row take new generations with unique index names",
-                   "[projections][rebuild]", annals::test::MemoryBackend,
-                   annals::test::SqliteBackend) {
+                   "[projections][rebuild]", ANNALS_BACKENDS) {
   TestType backend;
   auto store = as_sql(backend.open());
   fill(*store, 600, 12);
@@ -462,7 +474,7 @@ TEMPLATE_TEST_CASE("rebuilds in a row take new generations with unique index nam
 }
 
 TEMPLATE_TEST_CASE("an empty log rebuilds to empty tables", "[projections][rebuild]",
-                   annals::test::MemoryBackend, annals::test::SqliteBackend) {
+                   ANNALS_BACKENDS) {
   TestType backend;
   auto store = as_sql(backend.open());
   CountingProjection projection;  // never ran: rebuild sets it up
@@ -475,8 +487,8 @@ TEMPLATE_TEST_CASE("an empty log rebuilds to empty tables", "[projections][rebui
 }
 
 TEST_CASE("a second rebuild of the same projection takes over from the first",
-          "[projections][rebuild]") {
-  annals::test::SqliteBackend backend;
+          "[projections][rebuild]" ANNALS_PG_TAG) {
+  annals::test::PersistentBackend backend;
   auto store = as_sql(backend.open());
   fill(*store, 1000, 10);
   CountingProjection projection;
@@ -504,8 +516,8 @@ TEST_CASE("a second rebuild of the same projection takes over from the first",
 }
 
 TEST_CASE("a host application's view over a live table survives the swap",
-          "[projections][rebuild]") {
-  annals::test::SqliteBackend backend;
+          "[projections][rebuild]" ANNALS_PG_TAG) {
+  annals::test::PersistentBackend backend;
   auto store = as_sql(backend.open());
   fill(*store, 300, 5);
   CountingProjection projection;
@@ -524,8 +536,7 @@ TEST_CASE("a host application's view over a live table survives the swap",
 }
 
 TEMPLATE_TEST_CASE("a rebuild drops the shadow tables a crashed rebuild left behind",
-                   "[projections][rebuild]", annals::test::MemoryBackend,
-                   annals::test::SqliteBackend) {
+                   "[projections][rebuild]", ANNALS_BACKENDS) {
   TestType backend;
   auto store = as_sql(backend.open());
   fill(*store, 400, 8);
@@ -570,8 +581,7 @@ class BadKey : public CountingProjection {
 }  // namespace
 
 TEMPLATE_TEST_CASE("a rebuild into new columns reports them and swaps them in",
-                   "[projections][rebuild]", annals::test::MemoryBackend,
-                   annals::test::SqliteBackend) {
+                   "[projections][rebuild]", ANNALS_BACKENDS) {
   TestType backend;
   auto store = as_sql(backend.open());
   fill(*store, 300, 6);

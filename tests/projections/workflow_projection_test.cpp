@@ -17,6 +17,7 @@
 #include "annals/repositories/aggregate_repository.hpp"
 #include "annals/repositories/node_execution_repository.hpp"
 #include "annals/repositories/workflow_run_repository.hpp"
+#include "support/backends.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace annals;
@@ -62,7 +63,12 @@ struct SqliteStore {
   annals::test::TempDir dir;
 };
 
+// ANNALS_BACKENDS' choice (support/backends.hpp), with these stores' names in annals_tests.
+#ifdef ANNALS_TEST_PG_ONLY
+#define STORES annals::test::PgBackend
+#else
 #define STORES MemoryStore, SqliteStore
+#endif
 
 std::vector<WorkflowRunView> run_rows(const SqlEventStore& store) {
   std::vector<WorkflowRunView> out;
@@ -265,9 +271,11 @@ TEST_CASE("a workflow event that does not decode rolls the append back", "[proje
   CHECK(run_rows(*store).empty());
 }
 
-TEST_CASE("catching up an existing log gives the tables inline projection gives", "[projections]") {
-  annals::test::TempDir dir;
-  const std::string uri = dir.sqlite_uri("events.db", "payload=binary&synchronous=normal");
+TEST_CASE("catching up an existing log gives the tables inline projection gives",
+          "[projections]" ANNALS_PG_TAG) {
+  annals::test::StorePlace dir;
+  const std::string uri =
+      annals::test::store_uri(dir, "events.db", "payload=binary&synchronous=normal");
   std::vector<WorkflowRun> saved;
   {
     auto plain = open_sql_event_store(uri);  // no projection yet

@@ -4,8 +4,6 @@
 // posix_spawn, so they inherit no threads), a line protocol over a pipe, the workflow workload
 // the children run, and the checks a store must pass after a crash or a race.
 
-#include <sys/types.h>
-
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -17,50 +15,16 @@
 
 #include "annals/aggregates/workflow_run.hpp"
 #include "annals/store/sql_event_store.hpp"
+#include "support/child_process.hpp"
 
 namespace annals::reliability {
 
-// ---- child processes --------------------------------------------------------------------------
+// ---- child processes (tests/support/child_process.hpp) ---------------------------------------
 
-// A child running `<this binary> --child <args...>`, its stdout a pipe the parent reads lines
-// from. The child dies with SIGKILL if the parent dies first.
-class Child {
- public:
-  explicit Child(const std::vector<std::string>& args);
-  ~Child();  // kills and reaps the child if still running
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
-
-  // Reads complete lines until `until` or EOF; returns false at EOF. Lines are appended to
-  // lines(); a partial last line is kept back until its '\n' arrives (and dropped at EOF).
-  bool read_until(std::chrono::steady_clock::time_point until);
-  // Reads until at least `count` lines arrived in total, EOF, or the timeout.
-  bool read_lines(std::size_t count, std::chrono::milliseconds timeout);
-  // SIGKILL, then reads what the pipe still holds (everything the child wrote before dying).
-  void kill_and_drain();
-  // Waits for the child; returns its wait status.
-  int wait();
-
-  [[nodiscard]] const std::vector<std::string>& lines() const noexcept { return lines_; }
-  [[nodiscard]] pid_t pid() const noexcept { return pid_; }
-
- private:
-  pid_t pid_ = -1;
-  int fd_ = -1;
-  bool reaped_ = false;
-  int status_ = 0;
-  std::string partial_;
-  std::vector<std::string> lines_;
-};
-
-// "killed by SIGKILL", "exit 3", ...
-[[nodiscard]] std::string describe_status(int status);
-
-// Writes all of `text` to fd 1 (the pipe), retrying short writes. Child side.
-void write_out(const std::string& text);
-
-// Splits a line on tabs.
-[[nodiscard]] std::vector<std::string> split_tabs(const std::string& line);
+using annals::test::Child;
+using annals::test::describe_status;
+using annals::test::split_tabs;
+using annals::test::write_out;
 
 [[nodiscard]] std::string to_hex(const std::string& bytes);
 

@@ -27,7 +27,7 @@ Timestamp at(int seconds) { return from_micros(1'700'000'000'000'000 + seconds *
 }  // namespace
 
 TEMPLATE_TEST_CASE("a saved run loads back equal, in either payload format", "[repositories]",
-                   annals::test::MemoryBackend, annals::test::SqliteBackend) {
+                   ANNALS_BACKENDS) {
   for (const char* options : {"payload=json", "payload=binary"}) {
     TestType backend;
     AggregateRepository<WorkflowRun> runs(backend.open(options));
@@ -70,8 +70,8 @@ TEST_CASE("find gives nullopt and load NotFound for a missing run", "[repositori
 }
 
 TEST_CASE("a lost race is a ConcurrencyError that keeps the loser's events for a retry",
-          "[repositories][concurrency]") {
-  annals::test::SqliteBackend backend;
+          "[repositories][concurrency]" ANNALS_PG_TAG) {
+  annals::test::PersistentBackend backend;
   AggregateRepository<WorkflowRun> runs(backend.open());
   WorkflowRun run = WorkflowRun::create(created("r-2"));
   runs.save(run);

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "annals/repositories/repository_factory.hpp"
+#include "support/backends.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace annals;
@@ -115,9 +116,9 @@ TEST_CASE("copies share one cache and outlive nothing they need", "[repositories
 }
 
 TEST_CASE("the cache hears of runs an inline append caught up from another process",
-          "[repositories][cache]") {
-  annals::test::TempDir dir;
-  const std::string uri = dir.sqlite_uri("events.db", "synchronous=normal");
+          "[repositories][cache]" ANNALS_PG_TAG) {
+  annals::test::StorePlace dir;
+  const std::string uri = annals::test::store_uri(dir, "events.db", "synchronous=normal");
   RepositoryFactory factory(uri);
   auto runs = factory.create_workflow_run_aggregate_repository();
   CachedWorkflowRunRepository cached(factory.create_workflow_run_repository(),

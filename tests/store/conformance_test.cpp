@@ -11,7 +11,7 @@ using annals::test::make_event;
 using annals::test::make_events;
 using Catch::Matchers::Contains;
 
-#define BACKENDS annals::test::MemoryBackend, annals::test::SqliteBackend
+#define BACKENDS ANNALS_BACKENDS
 
 TEMPLATE_TEST_CASE("a new store is empty", "[store][conformance]", BACKENDS) {
   TestType backend;

@@ -10,6 +10,7 @@
 #include "annals/events/codec.hpp"
 #include "annals/events/workflow_events.hpp"
 #include "annals/store/hash_chain.hpp"
+#include "support/backends.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_vector.hpp"
 
@@ -121,7 +122,7 @@ std::string edit_line(const std::string& text, std::size_t n, Fn&& fn) {
   return join(lines);
 }
 
-std::vector<std::string> column_types(SqlEventStore& store) {
+[[maybe_unused]] std::vector<std::string> column_types(SqlEventStore& store) {
   std::vector<std::string> out;
   store.read_transaction([&](SqlSession& sql) {
     for (const SqlRow& row : sql.query(
@@ -141,6 +142,13 @@ struct SqliteTarget {
   std::shared_ptr<SqlEventStore> open() { return open_sql_event_store(dir.sqlite_uri("in.db")); }
   annals::test::TempDir dir;
 };
+
+// ANNALS_BACKENDS' choice (support/backends.hpp), with these targets' names in annals_tests.
+#ifdef ANNALS_TEST_PG_ONLY
+#define EXPORT_TARGETS annals::test::PgBackend
+#else
+#define EXPORT_TARGETS MemoryTarget, SqliteTarget
+#endif
 
 // Imports text into a fresh store and expects E; returns its message. The store stays empty.
 template <class E>
@@ -163,7 +171,7 @@ std::string import_error(const std::string& text, std::uint64_t expected_positio
 }  // namespace
 
 TEMPLATE_TEST_CASE("export, import into an empty store, export again gives the same bytes",
-                   "[store][export]", MemoryTarget, SqliteTarget) {
+                   "[store][export]", EXPORT_TARGETS) {
   annals::test::TempDir dir;
   auto source = open_sql_event_store(dir.sqlite_uri("out.db"));
   write_mixed_log(*source);
@@ -186,10 +194,13 @@ TEMPLATE_TEST_CASE("export, import into an empty store, export again gives the s
   CHECK(target->read_all(1, 100) == source->read_all(1, 100));
   CHECK(target->read_stream("raw-流") == source->read_stream("raw-流"));
   CHECK(target->stream_version("WorkflowRun-r-1") == 5);
+#ifndef ANNALS_TEST_PG_ONLY
   // Stored exactly as an append stores them: json as TEXT (json_extract works), the rest BLOB.
+  // (On PostgreSQL the column types are the schema's: payload and hash are bytea.)
   CHECK(column_types(*target) == column_types(*source));
   CHECK(column_types(*target).at(2) == "text blob r-1");
   CHECK(column_types(*target).at(3) == "blob blob -");
+#endif
 
   // The imported store goes on like any other.
   target->append("WorkflowRun-r-1", ExpectedVersion::exactly(5),

@@ -6,10 +6,9 @@
 #include <openssl/evp.h>
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <thread>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 #include "support/backends.hpp"
 #include "support/test_vector.hpp"
@@ -104,8 +103,7 @@ TEST_CASE("chain_hash is SHA-256 of previous and the canonical encoding at every
 }
 
 TEMPLATE_TEST_CASE("every stored event carries the chain hash and the log verifies",
-                   "[store][hash][conformance]", annals::test::MemoryBackend,
-                   annals::test::SqliteBackend) {
+                   "[store][hash][conformance]", ANNALS_BACKENDS) {
   TestType backend;
   auto store = backend.open();
   CHECK(verify_log(*store).events == 0);

@@ -402,3 +402,82 @@ TEST_CASE("pg: export from SQLite, import into PostgreSQL and back is byte for b
   (void)export_log(*target, third);
   CHECK(third.str() == first.str());
 }
+
+namespace {
+// Holds the first append inside its transaction until `wait_for` appends are queued behind it.
+struct Gate : AppendHook {
+  SqlEventStore* store = nullptr;
+  std::size_t wait_for = 0;
+  std::atomic<bool> first{true};
+  std::atomic<bool> holding{false};
+  std::atomic<int> commits{0}, rollbacks{0};
+  void on_append(SqlSession&, const std::vector<RecordedEvent>& appended) override {
+    if (appended.front().stream_id == "g-5") throw NotFound("the hook refuses g-5");
+    if (!first.exchange(false)) return;
+    holding = true;
+    while (store->group_commit_stats().queued < wait_for) std::this_thread::yield();
+  }
+  void on_commit(const std::vector<RecordedEvent>&) noexcept override { ++commits; }
+  void on_rollback(const std::vector<RecordedEvent>&) noexcept override { ++rollbacks; }
+};
+}  // namespace
+
+TEST_CASE("pg: group commit runs queued appends in one transaction, each checked alone",
+          "[.pg]") {
+  auto store = open_sql_event_store(fresh_schema("annals_smoke_group"));
+  store->append("taken", ExpectedVersion::any(), make_events(1));
+  auto gate = std::make_shared<Gate>();
+  gate->store = store.get();
+  gate->wait_for = 7;
+  store->add_append_hook(gate);
+  std::thread leader([&] { store->append("g-0", ExpectedVersion::no_stream(), make_events(2)); });
+  while (!gate->holding) std::this_thread::yield();
+  // Three of the group fail, each alone: a version conflict (4), a hook throwing (5) and an
+  // event id already in the store (6, a statement error PostgreSQL recovers from only by
+  // rolling back to the append's savepoint).
+  const auto taken_id = store->read_all(1, 1).front().event_id;
+  std::atomic<int> conflicts{0}, hook_refusals{0}, duplicates{0};
+  std::vector<std::thread> others;
+  for (int i = 1; i <= 7; ++i) {
+    others.emplace_back([&, i] {
+      auto events = make_events(2);
+      if (i == 6) events[1].event_id = taken_id;
+      try {
+        store->append(i == 4 ? "taken" : "g-" + std::to_string(i), ExpectedVersion::no_stream(),
+                      events);
+      } catch (const ConcurrencyError&) {
+        ++conflicts;
+      } catch (const NotFound&) {
+        ++hook_refusals;
+      } catch (const InvalidArgument& e) {
+        if (std::string(e.what()).find("is already in the store") != std::string::npos) {
+          ++duplicates;
+        }
+      }
+    });
+  }
+  leader.join();
+  for (auto& t : others) t.join();
+  CHECK(conflicts == 1);
+  CHECK(hook_refusals == 1);
+  CHECK(duplicates == 1);
+  const GroupCommitStats stats = store->group_commit_stats();
+  CHECK(stats.groups == 3);
+  CHECK(stats.requests == 9);
+  CHECK(stats.max_group == 7);
+  CHECK(stats.queued == 0);
+  CHECK(gate->commits == 5);
+  CHECK(gate->rollbacks == 1);  // g-5's; the others failed before their hooks ran
+  const auto all = store->read_all(1, SIZE_MAX);
+  REQUIRE(all.size() == 1 + 5 * 2);
+  for (std::size_t i = 0; i < all.size(); ++i) CHECK(all[i].position == i + 1);
+  CHECK(verify_log(*store).events == all.size());
+  for (int i = 0; i <= 7; ++i) {
+    const auto version = store->stream_version("g-" + std::to_string(i));
+    if (i == 4 || i == 5 || i == 6) {
+      CHECK_FALSE(version.has_value());
+    } else {
+      CHECK(version == 2u);
+    }
+  }
+}

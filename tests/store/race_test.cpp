@@ -50,8 +50,7 @@ void check_log(const EventStore& store, const std::string& stream, std::size_t e
 }  // namespace
 
 TEMPLATE_TEST_CASE("four threads appending optimistically to one stream lose nothing",
-                   "[store][race][concurrency]", annals::test::MemoryBackend,
-                   annals::test::SqliteBackend) {
+                   "[store][race][concurrency]", ANNALS_BACKENDS) {
   TestType backend;
   auto store = backend.open("synchronous=normal");
   constexpr std::size_t kThreads = 4;

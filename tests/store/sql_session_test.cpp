@@ -10,7 +10,7 @@ using annals::test::make_events;
 using Catch::Matchers::Contains;
 
 TEMPLATE_TEST_CASE("sessions bind $n placeholders, in any order, and never splice", "[store][sql]",
-                   annals::test::MemoryBackend, annals::test::SqliteBackend) {
+                   ANNALS_BACKENDS) {
   TestType backend;
   auto store = std::dynamic_pointer_cast<SqlEventStore>(backend.open());
   REQUIRE(store);
@@ -38,7 +38,7 @@ TEMPLATE_TEST_CASE("sessions bind $n placeholders, in any order, and never splic
 }
 
 TEMPLATE_TEST_CASE("a write transaction that throws leaves nothing behind", "[store][sql]",
-                   annals::test::MemoryBackend, annals::test::SqliteBackend) {
+                   ANNALS_BACKENDS) {
   TestType backend;
   auto store = std::dynamic_pointer_cast<SqlEventStore>(backend.open());
   store->write_transaction(
@@ -53,8 +53,7 @@ TEMPLATE_TEST_CASE("a write transaction that throws leaves nothing behind", "[st
   });
 }
 
-TEMPLATE_TEST_CASE("cursors stream rows, two at once", "[store][sql]", annals::test::MemoryBackend,
-                   annals::test::SqliteBackend) {
+TEMPLATE_TEST_CASE("cursors stream rows, two at once", "[store][sql]", ANNALS_BACKENDS) {
   TestType backend;
   auto store = std::dynamic_pointer_cast<SqlEventStore>(backend.open());
   store->append("s", ExpectedVersion::any(), make_events(5));
@@ -70,8 +69,9 @@ TEMPLATE_TEST_CASE("cursors stream rows, two at once", "[store][sql]", annals::t
   });
 }
 
-TEST_CASE("a read transaction sees one snapshot while appends commit", "[store][sql]") {
-  annals::test::SqliteBackend backend;
+TEST_CASE("a read transaction sees one snapshot while appends commit",
+          "[store][sql]" ANNALS_PG_TAG) {
+  annals::test::PersistentBackend backend;
   auto store = std::dynamic_pointer_cast<SqlEventStore>(backend.open());
   store->append("s", ExpectedVersion::any(), make_events(2));
   auto writer = open_event_store(backend.uri);
@@ -101,7 +101,7 @@ TEST_CASE("open_sql_event_store refuses schemes that are not SQL stores", "[stor
 }
 
 TEMPLATE_TEST_CASE("a cursor keeps its own copy of its parameters", "[store][sql]",
-                   annals::test::MemoryBackend, annals::test::SqliteBackend) {
+                   ANNALS_BACKENDS) {
   TestType backend;
   auto store = std::dynamic_pointer_cast<SqlEventStore>(backend.open());
   store->append(std::string(40, 'a'), ExpectedVersion::any(), make_events(2));

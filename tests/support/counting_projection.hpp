@@ -33,11 +33,13 @@ class CountingProjection : public Projection {
       throw std::runtime_error("CountingProjection told to fail on " + e.type + " at position " +
                                std::to_string(e.position));
     }
-    ctx.sql().execute("INSERT INTO " + ctx.table(table_) +
-                          " (stream_id, events, last_type, last_position) VALUES ($1, 1, $2, $3)"
-                          " ON CONFLICT (stream_id) DO UPDATE SET events = events + 1,"
-                          " last_type = excluded.last_type, last_position = excluded.last_position",
-                      {e.stream_id, e.type, static_cast<std::int64_t>(e.position)});
+    // The alias: PostgreSQL finds a bare "events" ambiguous (the row or excluded's).
+    ctx.sql().execute(
+        "INSERT INTO " + ctx.table(table_) +
+            " AS t (stream_id, events, last_type, last_position) VALUES ($1, 1, $2, $3)"
+            " ON CONFLICT (stream_id) DO UPDATE SET events = t.events + 1,"
+            " last_type = excluded.last_type, last_position = excluded.last_position",
+        {e.stream_id, e.type, static_cast<std::int64_t>(e.position)});
     ++applied;
   }
 

@@ -24,4 +24,10 @@ struct SqliteFactory {
 
 }  // namespace annals::test
 
+// As ANNALS_BACKENDS (support/backends.hpp): PostgreSQL alone in annals_pg_tests.
+#ifdef ANNALS_TEST_PG_ONLY
+#include "support/pg_backend.hpp"
+#define ANNALS_FACTORIES annals::test::PgFactory
+#else
 #define ANNALS_FACTORIES annals::test::MemoryFactory, annals::test::SqliteFactory
+#endif

@@ -137,7 +137,6 @@ struct StoreOptions {
   // Group commit: appends made at the same time by several threads on one store object share
   // one transaction (one fsync), each still checked and refused on its own. Every append
   // still returns only after its own events are committed. Off: one transaction per append.
-  // PostgreSQL accepts it and runs one transaction per append either way.
   bool group_commit = true;
   // The name of a registered SQLite VFS (sqlite3_vfs_register) every connection of the store
   // uses, e.g. a test's fault-injecting shim; empty: SQLite's default. An unknown name is an
@@ -163,8 +162,8 @@ struct StoreOptions {
 // On PostgreSQL: synchronous=full is synchronous_commit=on, normal is synchronous_commit=off
 // (a server crash may lose the last few hundred milliseconds of acknowledged appends, never
 // corrupts); busy_timeout_ms is the lock_timeout an append waits for the log's table lock
-// (0: fail at once if another transaction holds it); group_commit is accepted and ignored
-// (one transaction per append). Messages never show a password (see redact_store_uri).
+// (0: fail at once if another transaction holds it); group_commit works as on SQLite.
+// Messages never show a password (see redact_store_uri).
 // Throws InvalidArgument for an unknown scheme, option or VFS (naming it), StoreError when the
 // file or server cannot be opened, is not an annals store, or was written by a newer annals.
 [[nodiscard]] std::shared_ptr<EventStore> open_event_store(std::string_view uri);

@@ -8,7 +8,9 @@
 //   store->read_transaction([](annals::SqlSession& sql) { auto rows = sql.query("..."); });
 //
 // Thread-safety: as EventStore. write_transaction() is serialized with appends (the same
-// writer, BEGIN IMMEDIATE); read_transaction() runs on a pooled read connection in one snapshot.
+// writer, BEGIN IMMEDIATE; on PostgreSQL the same LOCK TABLE annals_events IN EXCLUSIVE MODE as
+// appends, across processes); read_transaction() runs on a pooled read connection in one
+// snapshot (PostgreSQL: REPEATABLE READ READ ONLY).
 // A callback must use only the session it is given. Calling append() or write_transaction() on
 // the same store from inside a write transaction callback, an AppendHook's on_append(), or (on
 // memory:, whose reads use the writer's connection) a read or read transaction callback, on the
@@ -17,8 +19,8 @@
 // while the writer is held (often inside the transaction) and must not: it is noexcept, so the
 // InvalidArgument thrown out of it calls std::terminate.
 //
-// Group commit (StoreOptions::group_commit, on by default): appends that arrive while the
-// writer is busy queue up; the thread that finds the writer free becomes the leader and runs
+// Group commit (StoreOptions::group_commit, on by default, the same on SQLite and PostgreSQL):
+// appends that arrive while the writer is busy queue up; the thread that finds the writer free becomes the leader and runs
 // the queued appends (up to 64 of them, about 4096 events) in one transaction, each inside its
 // own SAVEPOINT, then commits once (one fsync). Each append is checked on its own: one that
 // fails (ConcurrencyError, a duplicate event id, a hook throwing) is rolled back to its
@@ -105,8 +107,9 @@ class SqlEventStore : public EventStore {
   [[nodiscard]] virtual GroupCommitStats group_commit_stats() const noexcept { return {}; }
 };
 
-// Like open_event_store(), for the backends that are SQL databases (sqlite:, memory:).
-// Throws InvalidArgument for a scheme that is not one.
+// Like open_event_store(), for the backends that are SQL databases (sqlite:, memory:, and
+// postgresql:// / postgres:// / libpq keyword strings, whose sessions' dialect() is
+// "postgresql"). Throws InvalidArgument for a scheme that is not one.
 [[nodiscard]] std::shared_ptr<SqlEventStore> open_sql_event_store(std::string_view uri,
                                                                   const StoreOptions& options = {});
 

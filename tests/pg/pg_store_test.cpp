@@ -1,0 +1,47 @@
+// PostgreSQL-only cases: what the fixtures and the schema option promise.
+
+#include <catch2/catch.hpp>
+#include <string>
+
+#include "annals/store/sql_event_store.hpp"
+#include "support/backends.hpp"
+#include "support/pg_backend.hpp"
+
+using namespace annals;
+using annals::test::make_events;
+
+TEST_CASE("a store on PostgreSQL speaks the postgresql dialect", "[pg]") {
+  annals::test::PgBackend backend;
+  auto store = backend.open();
+  std::string dialect;
+  store->read_transaction([&](SqlSession& sql) { dialect = std::string(sql.dialect()); });
+  CHECK(dialect == "postgresql");
+}
+
+TEST_CASE("the store's tables are made in the connection's schema and nowhere else", "[pg]") {
+  annals::test::PgBackend backend;
+  auto store = backend.open();
+  store->append("s", ExpectedVersion::any(), make_events(2));
+  const std::string schema = backend.schema.name();
+  CHECK(
+      backend.schema.admin("SELECT count(*) FROM information_schema.tables WHERE table_schema = '" +
+                           schema + "' AND table_name = 'annals_events'") == "1");
+  CHECK(backend.schema.admin("SELECT count(*) FROM " + schema + ".annals_events") == "2");
+  CHECK(backend.schema.admin("SELECT count(*) FROM information_schema.tables WHERE table_schema = "
+                             "'public' AND table_name = 'annals_events'") == "0");
+}
+
+TEST_CASE("two schemas on one database are two separate logs", "[pg]") {
+  annals::test::PgBackend a;
+  annals::test::PgBackend b;
+  auto store_a = a.open();
+  auto store_b = b.open();
+  store_a->append("s", ExpectedVersion::no_stream(), make_events(3));
+  store_b->append("s", ExpectedVersion::no_stream(), make_events(1));
+  CHECK(store_a->head_position() == 3);
+  CHECK(store_b->head_position() == 1);
+  CHECK(store_b->stream_version("s") == 1);
+  // Reopened, each finds its own log again.
+  CHECK(a.reopen()->head_position() == 3);
+  CHECK(b.reopen()->read_all(1, 10).size() == 1);
+}
