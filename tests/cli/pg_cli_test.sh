@@ -34,9 +34,11 @@ psql_ -c "SELECT 1" >/dev/null 2>&1 || unavailable "cannot reach the server ($(p
 
 WORK=$(mktemp -d)
 PREFIX="annals_cli_$$_$RANDOM"
-SCHEMAS=()
+# Drops every schema the script made (schema() runs in command substitutions, so the names are
+# found on the server by their prefix, not kept in a variable).
 cleanup() {
-  for s in "${SCHEMAS[@]}"; do psql_ -c "DROP SCHEMA IF EXISTS $s CASCADE" >/dev/null 2>&1; done
+  psql_ -c "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, '$PREFIX')" 2>/dev/null |
+    while read -r s; do psql_ -c "DROP SCHEMA IF EXISTS $s CASCADE" >/dev/null 2>&1; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -101,7 +103,6 @@ opt() {
 # schema NAME: creates a fresh schema and prints the store URI that works in it.
 schema() {
   local s="${PREFIX}_$1"
-  SCHEMAS+=("$s")
   psql_ -c "CREATE SCHEMA $s" >/dev/null || { echo "pg_cli_test: cannot create schema $s" >&2; exit 1; }
   opt "$CONN" options "-csearch_path=$s"
 }
