@@ -126,7 +126,10 @@ int main(int argc, char** argv) {
       return 2;
     }
     try {
-      options.pg_durability = pg::describe_server(options.pg);
+      // annals' synchronous option on PostgreSQL: full is synchronous_commit=on, normal off.
+      options.pg_durability = pg::describe_server(options.pg) +
+                              (options.synchronous_full ? ", synchronous_commit=on"
+                                                        : ", synchronous_commit=off");
     } catch (const std::exception& e) {
       std::cerr << "annals_bench: --pg: " << e.what() << '\n';
       return 2;

@@ -10,11 +10,13 @@
 
 namespace annals::bench::pg {
 
-std::string store_uri(const std::string& conninfo, std::string_view schema) {
+std::string store_uri(const std::string& conninfo, std::string_view schema,
+                      bool synchronous_full) {
+  const std::string synchronous = synchronous_full ? "synchronous=full" : "synchronous=normal";
   const bool url = conninfo.starts_with("postgresql://") || conninfo.starts_with("postgres://");
-  if (!url) return conninfo + " options=-csearch_path=" + std::string(schema);
+  if (!url) return conninfo + " options=-csearch_path=" + std::string(schema) + " " + synchronous;
   return conninfo + (conninfo.find('?') == std::string::npos ? "?" : "&") +
-         "options=-csearch_path%3D" + std::string(schema);
+         "options=-csearch_path%3D" + std::string(schema) + "&" + synchronous;
 }
 
 #ifdef ANNALS_BENCH_HAVE_LIBPQ
@@ -30,6 +32,8 @@ Connection connect(const std::string& conninfo) {
     throw std::runtime_error(std::string("cannot connect to PostgreSQL: ") +
                              (conn ? PQerrorMessage(conn.get()) : "out of memory"));
   }
+  // DROP SCHEMA ... CASCADE lists what it drops as a NOTICE: not for the benchmark's output.
+  PQsetNoticeProcessor(conn.get(), [](void*, const char*) {}, nullptr);
   return conn;
 }
 
@@ -83,13 +87,13 @@ void drop_schemas(const std::string& conninfo, std::string_view prefix) {
 std::string describe_server(const std::string& conninfo) {
   const Connection conn = connect(conninfo);
   const Result r = exec(conn.get(),
-                        "SELECT current_setting('server_version'), current_setting('fsync'), "
-                        "current_setting('synchronous_commit'), inet_server_addr() IS NULL",
+                        "SELECT current_setting('server_version_num'), current_setting('fsync'), "
+                        "inet_server_addr() IS NULL",
                         PGRES_TUPLES_OK);
-  return "PostgreSQL " + std::string(PQgetvalue(r.get(), 0, 0)) +
-         ", fsync=" + PQgetvalue(r.get(), 0, 1) +
-         ", synchronous_commit=" + PQgetvalue(r.get(), 0, 2) +
-         (std::string(PQgetvalue(r.get(), 0, 3)) == "t" ? ", unix socket" : ", TCP");
+  const std::string version = PQgetvalue(r.get(), 0, 0);  // e.g. 150020
+  return "PostgreSQL " + std::to_string(std::stoi(version) / 10000) + "." +
+         std::to_string(std::stoi(version) % 10000) + ", fsync=" + PQgetvalue(r.get(), 0, 1) +
+         (std::string(PQgetvalue(r.get(), 0, 2)) == "t" ? ", unix socket" : ", TCP");
 }
 
 #else

@@ -14,8 +14,10 @@ namespace annals::bench::pg {
 [[nodiscard]] bool available() noexcept;
 
 // The store URI of schema `schema` on the server `conninfo` (a libpq keyword string or a
-// postgresql:// URI): the conninfo with options=-csearch_path=SCHEMA added.
-[[nodiscard]] std::string store_uri(const std::string& conninfo, std::string_view schema);
+// postgresql:// URI): the conninfo with options=-csearch_path=SCHEMA and annals' synchronous
+// option added (full: synchronous_commit=on, normal: off; the same setting as the SQLite rows).
+[[nodiscard]] std::string store_uri(const std::string& conninfo, std::string_view schema,
+                                    bool synchronous_full);
 
 // CREATE SCHEMA / DROP SCHEMA ... CASCADE; drop_schemas drops every schema whose name starts
 // with `prefix` (what a killed child left behind).
@@ -23,8 +25,9 @@ void create_schema(const std::string& conninfo, std::string_view schema);
 void drop_schema(const std::string& conninfo, std::string_view schema);
 void drop_schemas(const std::string& conninfo, std::string_view prefix);
 
-// "PostgreSQL 15.x, fsync=on, synchronous_commit=on, unix socket" and the like, for the
-// durability column. Throws std::runtime_error when the server cannot be reached.
+// "PostgreSQL 15.x, fsync=on, unix socket" and the like, for the durability column (the rows'
+// synchronous_commit is their URI's, see store_uri). Throws std::runtime_error when the server
+// cannot be reached.
 [[nodiscard]] std::string describe_server(const std::string& conninfo);
 
 }  // namespace annals::bench::pg

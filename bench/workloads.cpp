@@ -132,8 +132,9 @@ class Datasets {
       return Sample{};
     });
   }
+  // synchronous=normal, as the SQLite templates are written (the read workloads do not write).
   [[nodiscard]] std::string pg_uri(const std::string& key) const {
-    return pg::store_uri(pg_, pg_prefix_ + key);
+    return pg::store_uri(pg_, pg_prefix_ + key, false);
   }
 
  private:
@@ -220,7 +221,8 @@ Sample write_annals_pg(const Options& options, const std::string& workload, std:
       options.pg_schema_prefix + workload + "_" + std::to_string(static_cast<long>(::getpid()));
   pg::create_schema(options.pg, schema);
   const Sample sample =
-      write_annals_at(pg::store_uri(options.pg, schema), runs, events_per_save, 1, true);
+      write_annals_at(pg::store_uri(options.pg, schema, options.synchronous_full), runs,
+                      events_per_save, 1, true);
   pg::drop_schema(options.pg, schema);
   return sample;
 }
