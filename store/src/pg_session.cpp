@@ -1,6 +1,8 @@
 #include "pg_session.hpp"
 
+#include <algorithm>
 #include <bit>
+#include <cctype>
 #include <charconv>
 #include <cstring>
 
@@ -32,7 +34,9 @@ std::string trimmed(const char* message) {
 }
 
 bool is_transient(const std::string& state) {
-  return state.starts_with("08") || state.starts_with("53") || state == "40001" ||
+  // Class 08 is connection trouble, except 08P01 (a protocol violation: retrying cannot help).
+  return (state.starts_with("08") && state != "08P01") || state.starts_with("53") ||
+         state == "40001" ||
          state == "40P01" || state == "55P03" || state == "57P01" || state == "57P02" ||
          state == "57P03" || state == "58030";
 }
@@ -107,6 +111,114 @@ std::vector<SqlRow> rows_of(const PGresult* r) {
     for (int c = 0; c < columns; ++c) values.push_back(text_value(r, i, c));
   }
   return out;
+}
+
+bool identifier_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '$' ||
+         static_cast<unsigned char>(c) >= 0x80;
+}
+
+// The highest $n placeholder of a statement, as the server will count them: literals, quoted
+// identifiers, dollar-quoted strings and comments are skipped. Every $1..$max must appear, and
+// a '?' (SQLite's anonymous placeholder) is refused, so that SQL written for both backends
+// fails the same way on both.
+std::size_t count_placeholders(std::string_view sql) {
+  std::vector<bool> seen;
+  std::size_t i = 0;
+  const std::size_t n = sql.size();
+  while (i < n) {
+    const char c = sql[i];
+    if (c == '\'') {
+      const bool escapes = i > 0 && (sql[i - 1] == 'E' || sql[i - 1] == 'e') &&
+                           (i == 1 || !identifier_char(sql[i - 2]));
+      ++i;
+      while (i < n) {
+        if (escapes && sql[i] == '\\') {
+          i += 2;
+        } else if (sql[i] == '\'') {
+          if (i + 1 < n && sql[i + 1] == '\'') {
+            i += 2;
+          } else {
+            ++i;
+            break;
+          }
+        } else {
+          ++i;
+        }
+      }
+    } else if (c == '"') {
+      ++i;
+      while (i < n) {
+        if (sql[i] == '"') {
+          if (i + 1 < n && sql[i + 1] == '"') {
+            i += 2;
+            continue;
+          }
+          ++i;
+          break;
+        }
+        ++i;
+      }
+    } else if (c == '-' && i + 1 < n && sql[i + 1] == '-') {
+      while (i < n && sql[i] != '\n') ++i;
+    } else if (c == '/' && i + 1 < n && sql[i + 1] == '*') {
+      int depth = 0;
+      while (i < n) {
+        if (sql[i] == '/' && i + 1 < n && sql[i + 1] == '*') {
+          ++depth;
+          i += 2;
+        } else if (sql[i] == '*' && i + 1 < n && sql[i + 1] == '/') {
+          i += 2;
+          if (--depth == 0) break;
+        } else {
+          ++i;
+        }
+      }
+    } else if (c == '$' && (i == 0 || !identifier_char(sql[i - 1]))) {
+      if (i + 1 < n && std::isdigit(static_cast<unsigned char>(sql[i + 1])) != 0) {
+        std::size_t number = 0;
+        ++i;
+        while (i < n && std::isdigit(static_cast<unsigned char>(sql[i])) != 0) {
+          number = std::min<std::size_t>(number * 10 + static_cast<std::size_t>(sql[i] - '0'),
+                                         100000);
+          ++i;
+        }
+        if (number == 0 || number > 65535) {
+          throw InvalidArgument("SQL placeholder $" + std::to_string(number) +
+                                " is out of range: " + sql_excerpt(sql));
+        }
+        if (seen.size() < number) seen.resize(number, false);
+        seen[number - 1] = true;
+        continue;
+      }
+      // A dollar-quoted string: $tag$ ... $tag$ (the tag may be empty).
+      std::size_t end = i + 1;
+      while (end < n && sql[end] != '$' && identifier_char(sql[end])) ++end;
+      if (end < n && sql[end] == '$') {
+        const std::string_view tag = sql.substr(i, end - i + 1);
+        const std::size_t close = sql.find(tag, end + 1);
+        i = close == std::string_view::npos ? n : close + tag.size();
+      } else {
+        ++i;
+      }
+    } else if (c == '?') {
+      throw InvalidArgument(
+          "SQL must number its placeholders $1..$n, not '?' (for jsonb's ? operators call "
+          "jsonb_exists, jsonb_exists_any or jsonb_exists_all): " +
+          sql_excerpt(sql));
+    } else if (identifier_char(c)) {
+      while (i < n && identifier_char(sql[i])) ++i;  // $ inside an identifier is not a placeholder
+    } else {
+      ++i;
+    }
+  }
+  for (std::size_t k = 0; k < seen.size(); ++k) {
+    if (!seen[k]) {
+      throw InvalidArgument("SQL must number its placeholders $1..$" + std::to_string(seen.size()) +
+                            " ($" + std::to_string(k + 1) + " is missing): " + sql_excerpt(sql));
+    }
+  }
+  return seen.size();
 }
 
 class RowsCursor final : public SqlCursor {
@@ -321,6 +433,11 @@ void Session::execute_script(std::string_view sql) {
 Result Session::run(std::string_view sql, std::span<const SqlValue> params) {
   if (sql.find('\0') != std::string_view::npos) {
     throw InvalidArgument("SQL holds a NUL byte: " + sql_excerpt(sql));
+  }
+  const std::size_t expected = count_placeholders(sql);
+  if (params.size() != expected) {
+    throw InvalidArgument("SQL expects " + std::to_string(expected) + " parameters, got " +
+                          std::to_string(params.size()) + ": " + sql_excerpt(sql));
   }
   Params p;
   for (std::size_t i = 0; i < params.size(); ++i) {

@@ -192,6 +192,25 @@ TEST_CASE("pg: SqlSession types, transactions and errors", "[.pg]") {
     // A read transaction cannot write.
     CHECK_THROWS_WITH(sql.execute("DELETE FROM t"), Contains("use a write transaction"));
   });
+  // Placeholders are counted as the server counts them, and refused as SQLite refuses them,
+  // before anything is sent (the transaction goes on).
+  store->write_transaction([](SqlSession& sql) {
+    CHECK_THROWS_WITH(sql.query("SELECT id FROM t WHERE id = $1", {}),
+                      Contains("expects 1 parameters, got 0"));
+    CHECK_THROWS_WITH(sql.query("SELECT id FROM t WHERE id = $2", {std::string("a"), std::string("b")}),
+                      Contains("$1 is missing"));
+    CHECK_THROWS_AS(sql.query("SELECT id FROM t WHERE id = ?"), InvalidArgument);
+    // Not placeholders: in literals, quoted identifiers, dollar quotes, comments, identifiers.
+    const auto rows = sql.query(
+        "SELECT '$7 ?' AS \"$8?\", E'\\'$9', $$ $3 ? $$, $q$ $4 $q$ -- $5 ?\n"
+        " /* $6 /* ? */ */ , $1::text AS x$2",
+        {std::string("one")});
+    REQUIRE(rows.size() == 1);
+    CHECK(rows[0].text(0) == "$7 ?");
+    CHECK(rows[0].text(1) == "'$9");
+    CHECK(rows[0].text(4) == "one");
+    CHECK(sql.query("SELECT count(*) FROM t").front().integer(0) == 2);
+  });
   // NUL in text is refused, never cut.
   store->write_transaction([](SqlSession& sql) {
     CHECK_THROWS_AS(sql.execute("INSERT INTO t (id) VALUES ($1)", {std::string("a\0b", 3)}),
