@@ -221,6 +221,54 @@ std::size_t count_placeholders(std::string_view sql) {
   return seen.size();
 }
 
+void read_row(const PGresult* r, int i, SqlRow& row) {
+  const int columns = PQnfields(r);
+  auto& values = row.values();
+  values.clear();
+  values.reserve(static_cast<std::size_t>(columns));
+  for (int c = 0; c < columns; ++c) values.push_back(text_value(r, i, c));
+}
+
+// True if the statement is a query a cursor can be declared for.
+bool is_query(std::string_view sql) {
+  std::size_t i = 0;
+  while (i < sql.size() && (std::isspace(static_cast<unsigned char>(sql[i])) != 0 || sql[i] == '(')) ++i;
+  std::string word;
+  while (i < sql.size() && std::isalpha(static_cast<unsigned char>(sql[i])) != 0) {
+    word += static_cast<char>(std::tolower(static_cast<unsigned char>(sql[i++])));
+  }
+  return word == "select" || word == "with" || word == "values" || word == "table";
+}
+
+// A server-side cursor (DECLARE ... NO SCROLL CURSOR, then FETCH in growing batches): a large
+// result never has to fit in memory, and the connection is free between fetches.
+class ServerCursor final : public SqlCursor {
+ public:
+  ServerCursor(Connection& c, std::string name, std::string context)
+      : c_(c), name_(std::move(name)), context_(std::move(context)) {}
+
+  bool next(SqlRow& row) override {
+    while (!batch_ || row_ >= PQntuples(batch_.get())) {
+      if (done_) return false;
+      batch_ = c_.exec(context_, "FETCH FORWARD " + std::to_string(fetch_) + " FROM " + name_);
+      row_ = 0;
+      if (PQntuples(batch_.get()) < fetch_) done_ = true;
+      fetch_ = std::min(fetch_ * 4, 4096);
+    }
+    read_row(batch_.get(), row_++, row);
+    return true;
+  }
+
+ private:
+  Connection& c_;
+  std::string name_;
+  std::string context_;
+  Result batch_;
+  int row_ = 0;
+  int fetch_ = 64;
+  bool done_ = false;
+};
+
 class RowsCursor final : public SqlCursor {
  public:
   explicit RowsCursor(std::vector<SqlRow> rows) : rows_(std::move(rows)) {}
@@ -430,14 +478,16 @@ void Session::execute_script(std::string_view sql) {
   c_.exec(context_ + ": " + sql_excerpt(sql), sql);
 }
 
-Result Session::run(std::string_view sql, std::span<const SqlValue> params) {
+Result Session::run(std::string_view sql, std::span<const SqlValue> params,
+                    std::string_view shown) {
+  if (shown.empty()) shown = sql;
   if (sql.find('\0') != std::string_view::npos) {
-    throw InvalidArgument("SQL holds a NUL byte: " + sql_excerpt(sql));
+    throw InvalidArgument("SQL holds a NUL byte: " + sql_excerpt(shown));
   }
-  const std::size_t expected = count_placeholders(sql);
+  const std::size_t expected = count_placeholders(shown);
   if (params.size() != expected) {
     throw InvalidArgument("SQL expects " + std::to_string(expected) + " parameters, got " +
-                          std::to_string(params.size()) + ": " + sql_excerpt(sql));
+                          std::to_string(params.size()) + ": " + sql_excerpt(shown));
   }
   Params p;
   for (std::size_t i = 0; i < params.size(); ++i) {
@@ -456,7 +506,7 @@ Result Session::run(std::string_view sql, std::span<const SqlValue> params) {
                                     printable(v) +
                                     "' holds a NUL byte, which PostgreSQL text cannot store "
                                     "(bind bytes as SqlBlob): " +
-                                    sql_excerpt(sql));
+                                    sql_excerpt(shown));
             }
             p.add_text(v);
           } else {
@@ -465,7 +515,7 @@ Result Session::run(std::string_view sql, std::span<const SqlValue> params) {
         },
         params[i]);
   }
-  return c_.exec(context_ + ": " + sql_excerpt(sql), sql, &p, 0);
+  return c_.exec(context_ + ": " + sql_excerpt(shown), sql, &p, 0);
 }
 
 std::size_t Session::execute_span(std::string_view sql, std::span<const SqlValue> params) {
@@ -483,10 +533,18 @@ std::vector<SqlRow> Session::query_span(std::string_view sql, std::span<const Sq
 
 std::unique_ptr<SqlCursor> Session::cursor_span(std::string_view sql,
                                                 std::span<const SqlValue> params) {
-  // The rows are fetched at once: the connection stays free for the calls made between them,
-  // and several cursors may be open together.
-  Result r = run(sql, params);
-  return std::make_unique<RowsCursor>(rows_of(r.get()));
+  // Inside a transaction a query gets a server-side cursor, fetched in batches; anything else
+  // (a statement that is no query, or no transaction open) has its rows fetched at once. Either
+  // way the connection stays free for the calls made between rows, and several cursors may be
+  // open at once. A cursor ends with its transaction.
+  if (!is_query(sql) || PQtransactionStatus(c_.get()) != PQTRANS_INTRANS) {
+    Result r = run(sql, params);
+    return std::make_unique<RowsCursor>(rows_of(r.get()));
+  }
+  const std::string name = "annals_cursor_" + std::to_string(c_.next_cursor_id());
+  const std::string declare = "DECLARE " + name + " NO SCROLL CURSOR FOR " + std::string(sql);
+  (void)run(declare, params, sql);
+  return std::make_unique<ServerCursor>(c_, name, context_ + ": " + sql_excerpt(sql));
 }
 
 }  // namespace annals::detail::pg

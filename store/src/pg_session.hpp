@@ -104,6 +104,9 @@ class Connection {
   // Rolls back an open transaction, ignoring failures (a lost connection is reset at next use).
   void rollback_quietly() noexcept;
 
+  // A number for naming a server-side cursor, unique on this connection.
+  [[nodiscard]] std::uint64_t next_cursor_id() noexcept { return ++cursors_; }
+
  private:
   void run_setup();
   PGconn* conn_ = nullptr;
@@ -111,6 +114,7 @@ class Connection {
   std::string setup_;
   std::chrono::milliseconds busy_timeout_;
   std::set<std::string, std::less<>> prepared_;
+  std::uint64_t cursors_ = 0;
 };
 
 // SqlSession on one connection (inside a transaction the store opened).
@@ -128,7 +132,9 @@ class Session final : public SqlSession {
                                          std::span<const SqlValue> params) override;
 
  private:
-  Result run(std::string_view sql, std::span<const SqlValue> params);
+  // shown: the statement to name in messages (the caller's, when sql wraps it).
+  Result run(std::string_view sql, std::span<const SqlValue> params,
+             std::string_view shown = {});
   Connection& c_;
   std::string context_;
 };

@@ -189,6 +189,15 @@ TEST_CASE("pg: SqlSession types, transactions and errors", "[.pg]") {
     CHECK_FALSE(c2->next(row));
     REQUIRE(c1->next(row));
     CHECK_FALSE(c1->next(row));
+    CHECK_FALSE(c1->next(row));
+    // A result larger than one fetch comes in several, in order.
+    auto big = sql.open_cursor("SELECT g FROM generate_series(1, $1::bigint) AS g",
+                               {std::int64_t{1000}});
+    std::int64_t expect = 1;
+    while (big->next(row)) CHECK(row.integer(0) == expect++);
+    CHECK(expect == 1001);
+    auto none = sql.open_cursor("SELECT 1 WHERE false");
+    CHECK_FALSE(none->next(row));
     // A read transaction cannot write.
     CHECK_THROWS_WITH(sql.execute("DELETE FROM t"), Contains("use a write transaction"));
   });
