@@ -463,6 +463,67 @@ Result Connection::exec_prepared(const std::string& what, const char* name, cons
   return r;
 }
 
+std::pair<int, Result> Connection::exec_prepared_pipelined(const std::string& what,
+                                                           const char* name, const char* sql,
+                                                           const std::vector<Params>& sets) {
+  if (sets.empty()) return {-1, nullptr};
+  if (sets.size() == 1) {  // one statement: no pipeline needed
+    Result r = exec_prepared(what, name, sql, sets.front(), /*checked=*/false);
+    const ExecStatusType status = PQresultStatus(r.get());
+    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return {-1, nullptr};
+    if (PQstatus(conn_) == CONNECTION_BAD) throw_error(what, conn_, r.get(), busy_timeout_);
+    return {0, std::move(r)};
+  }
+  if (prepared_.find(std::string_view(name)) == prepared_.end()) {
+    Result p(PQprepare(conn_, name, sql, sets.front().size(), sets.front().types()));
+    if (PQresultStatus(p.get()) != PGRES_COMMAND_OK) throw_error(what, conn_, p.get(), busy_timeout_);
+    prepared_.insert(name);
+  }
+  // At most this many statements are in flight, so that their results (tens of bytes each)
+  // never fill the socket's buffers while this thread is still sending: a blocking connection
+  // would wait for the server as the server waits for it.
+  constexpr std::size_t kChunk = 256;
+  for (std::size_t start = 0; start < sets.size(); start += kChunk) {
+    const std::size_t end = std::min(sets.size(), start + kChunk);
+    if (PQenterPipelineMode(conn_) != 1) throw_error(what, conn_, nullptr, busy_timeout_);
+    struct Exit {
+      PGconn* c;
+      ~Exit() { PQexitPipelineMode(c); }
+    } exit{conn_};
+    bool sent = true;
+    for (std::size_t i = start; i < end && sent; ++i) {
+      const Params& p = sets[i];
+      sent = PQsendQueryPrepared(conn_, name, p.size(), p.values(), p.lengths(), p.formats(), 1) == 1;
+    }
+    if (!sent || PQpipelineSync(conn_) != 1) throw_error(what, conn_, nullptr, busy_timeout_);
+    // One result per statement (PGRES_PIPELINE_ABORTED for those after a failure), nulls
+    // between them, and the sync's result at the end.
+    int failed = -1;
+    Result failure;
+    std::size_t index = start;
+    int nulls = 0;
+    while (true) {
+      Result r(PQgetResult(conn_));
+      if (!r) {
+        if (PQstatus(conn_) == CONNECTION_BAD || ++nulls > static_cast<int>(2 * kChunk + 8)) {
+          throw_error(what, conn_, nullptr, busy_timeout_);
+        }
+        continue;
+      }
+      nulls = 0;
+      const ExecStatusType status = PQresultStatus(r.get());
+      if (status == PGRES_PIPELINE_SYNC) break;
+      if (failed < 0 && status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+        failed = static_cast<int>(index);
+        failure = std::move(r);
+      }
+      ++index;
+    }
+    if (failed >= 0) return {failed, std::move(failure)};
+  }
+  return {-1, nullptr};
+}
+
 void Connection::rollback_quietly() noexcept {
   if (PQstatus(conn_) != CONNECTION_OK || PQtransactionStatus(conn_) == PQTRANS_IDLE) return;
   PGresult* r = PQexec(conn_, "ROLLBACK");

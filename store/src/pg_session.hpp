@@ -13,6 +13,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "annals/store/sql.hpp"
@@ -100,6 +101,14 @@ class Connection {
   // returned for the caller to look at (a failed PREPARE still throws).
   Result exec_prepared(const std::string& what, const char* name, const char* sql,
                        const Params& params, bool checked = true);
+
+  // Runs a prepared statement (prepared at first use) once per parameter set, in libpq's
+  // pipeline mode: one round trip per 256 of them instead of one each. Stops at the first that
+  // fails and returns its index and result (the transaction is then in error); -1 when all
+  // succeeded. Throws StoreError naming `what` if the connection fails.
+  std::pair<int, Result> exec_prepared_pipelined(const std::string& what, const char* name,
+                                                 const char* sql,
+                                                 const std::vector<Params>& sets);
 
   // Rolls back an open transaction, ignoring failures (a lost connection is reset at next use).
   void rollback_quietly() noexcept;
