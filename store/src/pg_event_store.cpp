@@ -39,7 +39,7 @@ using pg::Result;
 constexpr int kSchemaVersion = 1;  // annals_meta's schema_version of the databases this build writes
 constexpr const char* kApplication = "annals";
 // pg_advisory_xact_lock key serializing schema creation: "annals" in ASCII.
-constexpr const char* kSchemaLockKey = "107070170886771";
+constexpr const char* kSchemaLockKey = "107126926175347";  // 0x616e6e616c73
 constexpr std::size_t kMaxReaders = 4;
 
 constexpr const char* kSchema = R"sql(

@@ -12,14 +12,19 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <cstdlib>
+#include <fstream>
 #include <set>
 #include <sstream>
 #include <thread>
 
+#include "annals/aggregates/workflow_run.hpp"
+#include "annals/repositories/aggregate_repository.hpp"
 #include "annals/store/export.hpp"
+#include "annals/store/purge.hpp"
 #include "annals/store/hash_chain.hpp"
 #include "annals/store/sql_event_store.hpp"
 #include "support/backends.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace annals;
 using annals::test::make_event;
@@ -519,4 +524,81 @@ TEST_CASE("pg: group commit runs queued appends in one transaction, each checked
       CHECK(version == 2u);
     }
   }
+}
+
+namespace {
+Timestamp at(int seconds) { return from_micros(1'700'000'000'000'000 + seconds * 1'000'000LL); }
+
+RunCreated created(const std::string& run_id, const std::string& tenant, int seconds) {
+  return RunCreated{.run_id = run_id,
+                    .tenant_id = tenant,
+                    .app_id = "app-1",
+                    .workflow_id = "wf-1",
+                    .triggered_from = "debugging",
+                    .created_by = "alice",
+                    .inputs = R"({"q":"hello"})",
+                    .created_at = at(seconds)};
+}
+
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+}  // namespace
+
+TEST_CASE("pg: purge_runs removes old runs into the same archive as on SQLite", "[.pg]") {
+  // One log, built on SQLite and imported into PostgreSQL, purged on both.
+  annals::test::SqliteBackend sqlite;
+  auto source = std::dynamic_pointer_cast<SqlEventStore>(sqlite.open());
+  {
+    AggregateRepository<WorkflowRun> repo(source);
+    WorkflowRun old1 = WorkflowRun::create(created("old-1", "t-1", 10));
+    repo.save(old1);
+    WorkflowRun other = WorkflowRun::create(created("t2-old", "t-2", 11));
+    repo.save(other);
+    WorkflowRun old2 = WorkflowRun::create(created("old-2", "t-1", 20));
+    repo.save(old2);
+    WorkflowRun fresh = WorkflowRun::create(created("new-1", "t-1", 200));
+    repo.save(fresh);
+  }
+  std::stringstream log;
+  (void)export_log(*source, log);
+  auto pg_store = open_sql_event_store(fresh_schema("annals_smoke_purge"));
+  std::stringstream in(log.str());
+  (void)import_log(*pg_store, in);
+
+  annals::test::TempDir dir;
+  const auto purge = [&](SqlEventStore& store, const std::string& name) {
+    return purge_runs(store, {.tenant_id = "t-1",
+                              .before = at(100),
+                              .archive_path = dir.file(name),
+                              .clock = [] { return at(1000); }});
+  };
+  const PurgeResult a = purge(*source, "sqlite.jsonl");
+  const PurgeResult b = purge(*pg_store, "pg.jsonl");
+  CHECK(b.purge_id == 1);
+  CHECK(b.streams == 2);
+  CHECK(b.events == a.events);
+  CHECK(b.stream_ids == a.stream_ids);
+  CHECK(b.archive_sha256 == a.archive_sha256);
+  CHECK(file_bytes(dir.file("pg.jsonl")) == file_bytes(dir.file("sqlite.jsonl")));
+  CHECK(pg_store->read_stream("WorkflowRun-old-1").empty());
+  CHECK(pg_store->read_all(1, 100).size() == 2);
+  const LogVerification v = verify_log(*pg_store);
+  CHECK(v.purged == b.events);
+  CHECK(v.head_position == 4);
+  CHECK(verify_purge_archive(*pg_store, dir.file("pg.jsonl")).events == b.events);
+  // The delete trigger is on again.
+  CHECK_THROWS_WITH(pg_store->write_transaction([](SqlSession& sql) {
+    sql.execute("DELETE FROM annals_events");
+  }),
+                    Contains("append-only"));
+  pg_store->read_transaction([](SqlSession& sql) {
+    CHECK(sql.query("SELECT tgenabled FROM pg_trigger WHERE tgname = 'annals_events_no_delete'"
+                    " AND tgrelid = 'annals_events'::regclass")
+              .front()
+              .text(0) == "O");
+  });
 }
