@@ -317,7 +317,20 @@ class PgEventStore final : public SqlEventStore {
   void prepare_schema(const std::string& where) {
     pg::Connection& c = *writer_;
     try {
-      c.exec(where, std::string("BEGIN; SELECT pg_advisory_xact_lock(") + kSchemaLockKey + ")");
+      // Waits for another process creating the schema no longer than busy_timeout.
+      const auto ms = options_.busy_timeout.count();
+      if (ms == 0) {
+        Result got = c.exec(where, std::string("BEGIN; SELECT pg_try_advisory_xact_lock(") +
+                                       kSchemaLockKey + ")");
+        if (std::string_view(PQgetvalue(got.get(), 0, 0)) != "t") {
+          throw StoreError(where +
+                           ": another connection is creating or checking the store's schema "
+                           "(busy_timeout 0 ms), retry later");
+        }
+      } else {
+        c.exec(where, "BEGIN; SET LOCAL lock_timeout = '" + std::to_string(ms) +
+                          "ms'; SELECT pg_advisory_xact_lock(" + kSchemaLockKey + ")");
+      }
       Result info = c.exec(
           where,
           "SELECT current_schema(), current_setting('search_path'), "

@@ -602,3 +602,21 @@ TEST_CASE("pg: purge_runs removes old runs into the same archive as on SQLite", 
               .text(0) == "O");
   });
 }
+
+TEST_CASE("pg: stores opening an empty schema at once create it once", "[.pg]") {
+  const std::string uri = fresh_schema("annals_smoke_race");
+  std::vector<std::thread> openers;
+  std::atomic<int> opened{0};
+  for (int i = 0; i < 6; ++i) {
+    openers.emplace_back([&, i] {
+      auto store = open_event_store(uri);
+      store->append("s-" + std::to_string(i), ExpectedVersion::no_stream(), make_events(1));
+      ++opened;
+    });
+  }
+  for (auto& t : openers) t.join();
+  CHECK(opened == 6);
+  auto store = open_event_store(uri + " busy_timeout_ms=0");
+  CHECK(store->head_position() == 6);
+  CHECK(verify_log(*store).events == 6);
+}
