@@ -241,18 +241,36 @@ bool is_query(std::string_view sql) {
 }
 
 // A server-side cursor (DECLARE ... NO SCROLL CURSOR, then FETCH in growing batches): a large
-// result never has to fit in memory, and the connection is free between fetches.
+// result never has to fit in memory, and the connection is free between fetches. It is closed
+// as soon as it is read to the end, or when it goes away unread while its session (so its
+// transaction) is still running: an open cursor keeps its tables in use, and the same
+// transaction could not drop them (a rebuild drops its shadow tables).
 class ServerCursor final : public SqlCursor {
  public:
-  ServerCursor(Connection& c, std::string name, std::string context)
-      : c_(c), name_(std::move(name)), context_(std::move(context)) {}
+  ServerCursor(Connection& c, std::string name, std::string context,
+               std::shared_ptr<const bool> session_alive)
+      : c_(c), name_(std::move(name)), context_(std::move(context)),
+        session_alive_(std::move(session_alive)) {}
+
+  ~ServerCursor() override {
+    if (done_ || !*session_alive_ || PQtransactionStatus(c_.get()) != PQTRANS_INTRANS) return;
+    // Only if it still exists (a rollback to a savepoint may have closed it): a failing CLOSE
+    // would abort the transaction it runs in.
+    const std::string sql = "SELECT 1 FROM pg_cursors WHERE name = '" + name_ + "'";
+    Result exists(PQexec(c_.get(), sql.c_str()));
+    if (PQresultStatus(exists.get()) != PGRES_TUPLES_OK || PQntuples(exists.get()) != 1) return;
+    Result closed(PQexec(c_.get(), ("CLOSE " + name_).c_str()));
+  }
 
   bool next(SqlRow& row) override {
     while (!batch_ || row_ >= PQntuples(batch_.get())) {
       if (done_) return false;
       batch_ = c_.exec(context_, "FETCH FORWARD " + std::to_string(fetch_) + " FROM " + name_);
       row_ = 0;
-      if (PQntuples(batch_.get()) < fetch_) done_ = true;
+      if (PQntuples(batch_.get()) < fetch_) {
+        done_ = true;
+        (void)c_.exec(context_, "CLOSE " + name_);
+      }
       fetch_ = std::min(fetch_ * 4, 4096);
     }
     read_row(batch_.get(), row_++, row);
@@ -263,6 +281,7 @@ class ServerCursor final : public SqlCursor {
   Connection& c_;
   std::string name_;
   std::string context_;
+  std::shared_ptr<const bool> session_alive_;
   Result batch_;
   int row_ = 0;
   int fetch_ = 64;
@@ -605,7 +624,7 @@ std::unique_ptr<SqlCursor> Session::cursor_span(std::string_view sql,
   const std::string name = "annals_cursor_" + std::to_string(c_.next_cursor_id());
   const std::string declare = "DECLARE " + name + " NO SCROLL CURSOR FOR " + std::string(sql);
   (void)run(declare, params, sql);
-  return std::make_unique<ServerCursor>(c_, name, context_ + ": " + sql_excerpt(sql));
+  return std::make_unique<ServerCursor>(c_, name, context_ + ": " + sql_excerpt(sql), alive_);
 }
 
 }  // namespace annals::detail::pg

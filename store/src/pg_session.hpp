@@ -130,6 +130,9 @@ class Connection {
 class Session final : public SqlSession {
  public:
   Session(Connection& c, std::string context) : c_(c), context_(std::move(context)) {}
+  ~Session() override { *alive_ = false; }
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
 
   void execute_script(std::string_view sql) override;
   [[nodiscard]] std::string_view dialect() const noexcept override { return "postgresql"; }
@@ -146,6 +149,8 @@ class Session final : public SqlSession {
              std::string_view shown = {});
   Connection& c_;
   std::string context_;
+  // False once the session ended: its cursors then leave the connection alone.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace annals::detail::pg
