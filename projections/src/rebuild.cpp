@@ -383,6 +383,82 @@ class LegacyAlterTable {
   bool previous_ = false;
 };
 
+// PostgreSQL: what a table is, apart from its name, its indexes and its rows: each column's
+// name, type and nullability, and its constraints. Two tables of one shape hold the same rows.
+std::string pg_table_shape(SqlSession& sql, const std::string& table) {
+  std::string shape;
+  for (const SqlRow& row :
+       sql.query("SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull"
+                 " FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+                 " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                 " WHERE n.nspname = current_schema() AND c.relname = $1 AND a.attnum > 0"
+                 " AND NOT a.attisdropped ORDER BY a.attnum",
+                 {table})) {
+    shape += row.text(0) + " " + row.text(1) + (row.integer(2) != 0 ? " not null" : "") + ",";
+  }
+  shape += ";";
+  for (const SqlRow& row : sql.query(
+           "SELECT pg_get_constraintdef(k.oid) FROM pg_constraint k"
+           " JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+           " WHERE n.nspname = current_schema() AND c.relname = $1 ORDER BY 1",
+           {table})) {
+    shape += row.text(0) + ";";
+  }
+  return shape;
+}
+
+// PostgreSQL: a table's indexes that no constraint owns, as (name, definition after its table).
+std::vector<std::pair<std::string, std::string>> pg_plain_indexes(SqlSession& sql,
+                                                                  const std::string& table) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const SqlRow& row :
+       sql.query("SELECT i.relname, pg_get_indexdef(x.indexrelid), x.indisunique FROM pg_index x"
+                 " JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid"
+                 " JOIN pg_namespace n ON n.oid = t.relnamespace"
+                 " WHERE n.nspname = current_schema() AND t.relname = $1"
+                 " AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid)"
+                 " ORDER BY i.relname",
+                 {table})) {
+    const std::string def = row.text(1);
+    const std::size_t using_at = def.find(" USING ");
+    if (using_at == std::string::npos) {
+      throw StoreError("rebuild: cannot read the definition of index " + row.text(0) + ": " + def,
+                       false);
+    }
+    out.emplace_back(row.text(0), (row.integer(2) != 0 ? "UNIQUE " : "") + def.substr(using_at));
+  }
+  return out;
+}
+
+// Swaps a shadow table in on PostgreSQL. There a DROP and RENAME is not MVCC-safe: a read
+// transaction whose snapshot predates the swap but that first names the table after it would
+// read the new table through its old snapshot (rows of one generation, checkpoint of the other).
+// So when the shadow has the live table's shape, its rows are copied into the live table (the
+// same relation: an older snapshot keeps reading the old rows) and its indexes move with their
+// generation's names; only a changed shape (new columns, types or constraints) takes the
+// DROP and RENAME, which a view over the table then refuses.
+void pg_swap_table(SqlSession& sql, const std::string& live, const std::string& shadow) {
+  if (!sql.table_exists(live) || pg_table_shape(sql, live) != pg_table_shape(sql, shadow)) {
+    sql.execute_script("DROP TABLE IF EXISTS " + quote(live));
+    sql.execute_script("ALTER TABLE " + quote(shadow) + " RENAME TO " + quote(live));
+    return;
+  }
+  const auto shadow_indexes = pg_plain_indexes(sql, shadow);
+  for (const auto& [index, definition] : pg_plain_indexes(sql, live)) {
+    (void)definition;
+    sql.execute_script("DROP INDEX " + quote(index));
+  }
+  // DELETE, not TRUNCATE: TRUNCATE is not MVCC-safe either.
+  sql.execute_script("DELETE FROM " + quote(live));
+  sql.execute_script("INSERT INTO " + quote(live) + " SELECT * FROM " + quote(shadow));
+  sql.execute_script("DROP TABLE " + quote(shadow));  // frees its index names
+  for (const auto& [index, definition] : shadow_indexes) {
+    const bool unique = definition.starts_with("UNIQUE ");
+    sql.execute_script(std::string("CREATE ") + (unique ? "UNIQUE " : "") + "INDEX " +
+                       quote(index) + " ON " + quote(live) + definition.substr(unique ? 7 : 0));
+  }
+}
+
 RebuildProgress progress_at(std::uint64_t processed, std::uint64_t total,
                             std::chrono::steady_clock::time_point started) {
   RebuildProgress p;
@@ -500,6 +576,10 @@ RebuildReport rebuild(SqlEventStore& store, Projection& projection, const Rebuil
       if (swapped) {
         LegacyAlterTable legacy(sql);
         for (const ProjectionTable& t : tables) {
+          if (sql.dialect() == "postgresql") {
+            pg_swap_table(sql, t.name, t.name + suffix);
+            continue;
+          }
           sql.execute_script("DROP TABLE IF EXISTS " + quote(t.name));
           sql.execute_script("ALTER TABLE " + quote(t.name + suffix) + " RENAME TO " +
                              quote(t.name));
