@@ -68,7 +68,7 @@ TEST_CASE("only an sqlite: URI names a file the program checks for", "[tools][ar
   }
 }
 
-TEST_CASE("--db takes a file, a PostgreSQL URI goes with --uri", "[tools][args]") {
+TEST_CASE("a PostgreSQL URI goes with --uri, --db takes a file", "[tools][args]") {
   CHECK(store_uri(Target{.uri = "postgresql://h/db"}) == "postgresql://h/db");
   CHECK(store_uri(Target{.uri = "host=/tmp dbname=annals"}) == "host=/tmp dbname=annals");
   CHECK_THROWS_MATCHES(store_uri(Target{.db = "postgresql://alice:s3cret@h/db"}), InvalidArgument,
