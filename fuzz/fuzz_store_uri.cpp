@@ -82,7 +82,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const bool names_payload = query.starts_with("?payload=") ||
                              query.find("&payload=") != std::string_view::npos;
   // A keyword string names its options as keywords (maybe inside quoted values): not checked.
-  const bool keywords = parsed.scheme == "postgresql" && !uri.starts_with("postgres");
+  const bool keywords = parsed.scheme == "postgresql" && !uri.starts_with("postgresql://") &&
+                        !uri.starts_with("postgres://");
   if (keywords) return 0;
   if (names_payload && over_other.options.payload_format != parsed.options.payload_format) {
     fail("the URI's payload option did not win over the base");

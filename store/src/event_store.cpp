@@ -343,6 +343,9 @@ std::string redact_keywords(std::string_view text) {
     out += text.substr(token, value_start - token);
     if (key == "password") {
       out += kRedacted;
+      // A quoted value may run straight into the next keyword: keep them apart, or the next
+      // keyword would read as part of the password when the text is redacted again.
+      if (i < text.size() && !is_space(text[i])) out += ' ';
     } else if (is_postgres_url(value)) {
       out += redact_url(text.substr(value_start, i - value_start));
     } else {
@@ -475,6 +478,10 @@ ParsedUri parse_uri(std::string_view uri, const StoreOptions& base) {
                           "keyword string (host=... dbname=...)");
   }
   ParsedUri out{std::string(uri.substr(0, colon)), {}, base};
+  if (out.scheme == "postgresql" || out.scheme == "postgres") {
+    throw InvalidArgument(quoted + ": expected " + out.scheme +
+                          "://[user@][host][:port][/dbname][?param=value...] (a libpq URI)");
+  }
   std::string_view rest = uri.substr(colon + 1);
   std::string_view query;
   if (const auto q = rest.find('?'); q != std::string_view::npos) {

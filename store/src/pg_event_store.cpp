@@ -39,7 +39,7 @@ using pg::Result;
 constexpr int kSchemaVersion = 1;  // annals_meta's schema_version of the databases this build writes
 constexpr const char* kApplication = "annals";
 // pg_advisory_xact_lock key serializing schema creation: "annals" in ASCII.
-constexpr const char* kSchemaLockKey = "107070170886771";
+constexpr const char* kSchemaLockKey = "107126926175347";  // 0x616e6e616c73
 constexpr std::size_t kMaxReaders = 4;
 
 constexpr const char* kSchema = R"sql(
@@ -317,7 +317,20 @@ class PgEventStore final : public SqlEventStore {
   void prepare_schema(const std::string& where) {
     pg::Connection& c = *writer_;
     try {
-      c.exec(where, std::string("BEGIN; SELECT pg_advisory_xact_lock(") + kSchemaLockKey + ")");
+      // Waits for another process creating the schema no longer than busy_timeout.
+      const auto ms = options_.busy_timeout.count();
+      if (ms == 0) {
+        Result got = c.exec(where, std::string("BEGIN; SELECT pg_try_advisory_xact_lock(") +
+                                       kSchemaLockKey + ")");
+        if (std::string_view(PQgetvalue(got.get(), 0, 0)) != "t") {
+          throw StoreError(where +
+                           ": another connection is creating or checking the store's schema "
+                           "(busy_timeout 0 ms), retry later");
+        }
+      } else {
+        c.exec(where, "BEGIN; SET LOCAL lock_timeout = '" + std::to_string(ms) +
+                          "ms'; SELECT pg_advisory_xact_lock(" + kSchemaLockKey + ")");
+      }
       Result info = c.exec(
           where,
           "SELECT current_schema(), current_setting('search_path'), "
@@ -719,14 +732,18 @@ class PgEventStore final : public SqlEventStore {
           read_stream_version(*writer_, where, part.stream_id);
       check_expected(part.stream_id, part.expected, actual);
       std::uint64_t version = actual.value_or(0);
+      std::vector<RecordedEvent> records;
+      records.reserve(part.events.size());
       for (NewEvent& e : part.events) {
-        RecordedEvent rec{++tail.position, part.stream_id,   ++version, e.event_id,
-                          e.type,          e.schema_version, e.payload, e.metadata,
-                          recorded_at,     e.payload_format, {}};
+        RecordedEvent& rec = records.emplace_back(RecordedEvent{
+            ++tail.position, part.stream_id, ++version, e.event_id, e.type, e.schema_version,
+            e.payload, e.metadata, recorded_at, e.payload_format, {}});
         rec.hash = chain_hash(tail.hash, rec);
         tail.hash = rec.hash;
-        insert(rec, part.stream_id, where);
-        if (!hooks.empty()) r.appended.push_back(std::move(rec));
+      }
+      insert_all(records, part.stream_id, where);
+      if (!hooks.empty()) {
+        for (RecordedEvent& rec : records) r.appended.push_back(std::move(rec));
       }
       r.result.stream_version = version;
     }
@@ -739,8 +756,8 @@ class PgEventStore final : public SqlEventStore {
     }
   }
 
-  void insert(const RecordedEvent& e, const std::string& stream_id, const std::string& where) {
-    const std::string event_id = to_string(e.event_id);
+  // The insert's parameters for one event (binary format; they point into `e` and `event_id`).
+  static Params insert_params(const RecordedEvent& e, const std::string& event_id) {
     Params p;
     p.add_int(static_cast<std::int64_t>(e.position));
     p.add_text(e.stream_id);
@@ -757,13 +774,28 @@ class PgEventStore final : public SqlEventStore {
     p.add_int(to_micros(e.metadata.occurred_at));
     p.add_int(to_micros(e.recorded_at));
     p.add_bytes(std::string_view(reinterpret_cast<const char*>(e.hash.data()), e.hash.size()));
-    Result r = writer_->exec_prepared(where, "annals_insert", kInsertSql.c_str(), p,
-                                      /*checked=*/false);
-    if (PQresultStatus(r.get()) == PGRES_COMMAND_OK) return;
+    return p;
+  }
+
+  // Inserts one part's events in one round trip (pipelined); a clash on the event id is the
+  // duplicate-event-id InvalidArgument, on (stream, version) or position a ConcurrencyError.
+  void insert_all(const std::vector<RecordedEvent>& events, const std::string& stream_id,
+                  const std::string& where) {
+    std::vector<std::string> ids;
+    ids.reserve(events.size());
+    for (const RecordedEvent& e : events) ids.push_back(to_string(e.event_id));
+    std::vector<Params> sets;
+    sets.reserve(events.size());
+    for (std::size_t i = 0; i < events.size(); ++i) sets.push_back(insert_params(events[i], ids[i]));
+    auto [failed, r] =
+        writer_->exec_prepared_pipelined(where, "annals_insert", kInsertSql.c_str(), sets);
+    if (failed < 0) return;
     if (pg::sqlstate(r.get()) == "23505") {
       const char* constraint = PQresultErrorField(r.get(), PG_DIAG_CONSTRAINT_NAME);
       const std::string_view name = constraint != nullptr ? constraint : "";
-      if (name == "annals_events_event_id") throw_duplicate_event_id(stream_id, e.event_id);
+      if (name == "annals_events_event_id") {
+        throw_duplicate_event_id(stream_id, events[static_cast<std::size_t>(failed)].event_id);
+      }
       if (name == "annals_events_stream_version" || name == "annals_events_pkey") {
         // Only a writer that bypassed the table lock can clash on these.
         throw ConcurrencyError("append to " + printable(stream_id, 1024) +

@@ -1,6 +1,8 @@
 #include "pg_session.hpp"
 
+#include <algorithm>
 #include <bit>
+#include <cctype>
 #include <charconv>
 #include <cstring>
 
@@ -32,7 +34,9 @@ std::string trimmed(const char* message) {
 }
 
 bool is_transient(const std::string& state) {
-  return state.starts_with("08") || state.starts_with("53") || state == "40001" ||
+  // Class 08 is connection trouble, except 08P01 (a protocol violation: retrying cannot help).
+  return (state.starts_with("08") && state != "08P01") || state.starts_with("53") ||
+         state == "40001" ||
          state == "40P01" || state == "55P03" || state == "57P01" || state == "57P02" ||
          state == "57P03" || state == "58030";
 }
@@ -108,6 +112,181 @@ std::vector<SqlRow> rows_of(const PGresult* r) {
   }
   return out;
 }
+
+bool identifier_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '$' ||
+         static_cast<unsigned char>(c) >= 0x80;
+}
+
+// The highest $n placeholder of a statement, as the server will count them: literals, quoted
+// identifiers, dollar-quoted strings and comments are skipped. Every $1..$max must appear, and
+// a '?' (SQLite's anonymous placeholder) is refused, so that SQL written for both backends
+// fails the same way on both.
+std::size_t count_placeholders(std::string_view sql) {
+  std::vector<bool> seen;
+  std::size_t i = 0;
+  const std::size_t n = sql.size();
+  while (i < n) {
+    const char c = sql[i];
+    if (c == '\'') {
+      const bool escapes = i > 0 && (sql[i - 1] == 'E' || sql[i - 1] == 'e') &&
+                           (i == 1 || !identifier_char(sql[i - 2]));
+      ++i;
+      while (i < n) {
+        if (escapes && sql[i] == '\\') {
+          i += 2;
+        } else if (sql[i] == '\'') {
+          if (i + 1 < n && sql[i + 1] == '\'') {
+            i += 2;
+          } else {
+            ++i;
+            break;
+          }
+        } else {
+          ++i;
+        }
+      }
+    } else if (c == '"') {
+      ++i;
+      while (i < n) {
+        if (sql[i] == '"') {
+          if (i + 1 < n && sql[i + 1] == '"') {
+            i += 2;
+            continue;
+          }
+          ++i;
+          break;
+        }
+        ++i;
+      }
+    } else if (c == '-' && i + 1 < n && sql[i + 1] == '-') {
+      while (i < n && sql[i] != '\n') ++i;
+    } else if (c == '/' && i + 1 < n && sql[i + 1] == '*') {
+      int depth = 0;
+      while (i < n) {
+        if (sql[i] == '/' && i + 1 < n && sql[i + 1] == '*') {
+          ++depth;
+          i += 2;
+        } else if (sql[i] == '*' && i + 1 < n && sql[i + 1] == '/') {
+          i += 2;
+          if (--depth == 0) break;
+        } else {
+          ++i;
+        }
+      }
+    } else if (c == '$' && (i == 0 || !identifier_char(sql[i - 1]))) {
+      if (i + 1 < n && std::isdigit(static_cast<unsigned char>(sql[i + 1])) != 0) {
+        std::size_t number = 0;
+        ++i;
+        while (i < n && std::isdigit(static_cast<unsigned char>(sql[i])) != 0) {
+          number = std::min<std::size_t>(number * 10 + static_cast<std::size_t>(sql[i] - '0'),
+                                         100000);
+          ++i;
+        }
+        if (number == 0 || number > 65535) {
+          throw InvalidArgument("SQL placeholder $" + std::to_string(number) +
+                                " is out of range: " + sql_excerpt(sql));
+        }
+        if (seen.size() < number) seen.resize(number, false);
+        seen[number - 1] = true;
+        continue;
+      }
+      // A dollar-quoted string: $tag$ ... $tag$ (the tag may be empty).
+      std::size_t end = i + 1;
+      while (end < n && sql[end] != '$' && identifier_char(sql[end])) ++end;
+      if (end < n && sql[end] == '$') {
+        const std::string_view tag = sql.substr(i, end - i + 1);
+        const std::size_t close = sql.find(tag, end + 1);
+        i = close == std::string_view::npos ? n : close + tag.size();
+      } else {
+        ++i;
+      }
+    } else if (c == '?') {
+      throw InvalidArgument(
+          "SQL must number its placeholders $1..$n, not '?' (for jsonb's ? operators call "
+          "jsonb_exists, jsonb_exists_any or jsonb_exists_all): " +
+          sql_excerpt(sql));
+    } else if (identifier_char(c)) {
+      while (i < n && identifier_char(sql[i])) ++i;  // $ inside an identifier is not a placeholder
+    } else {
+      ++i;
+    }
+  }
+  for (std::size_t k = 0; k < seen.size(); ++k) {
+    if (!seen[k]) {
+      throw InvalidArgument("SQL must number its placeholders $1..$" + std::to_string(seen.size()) +
+                            " ($" + std::to_string(k + 1) + " is missing): " + sql_excerpt(sql));
+    }
+  }
+  return seen.size();
+}
+
+void read_row(const PGresult* r, int i, SqlRow& row) {
+  const int columns = PQnfields(r);
+  auto& values = row.values();
+  values.clear();
+  values.reserve(static_cast<std::size_t>(columns));
+  for (int c = 0; c < columns; ++c) values.push_back(text_value(r, i, c));
+}
+
+// True if the statement is a query a cursor can be declared for.
+bool is_query(std::string_view sql) {
+  std::size_t i = 0;
+  while (i < sql.size() && (std::isspace(static_cast<unsigned char>(sql[i])) != 0 || sql[i] == '(')) ++i;
+  std::string word;
+  while (i < sql.size() && std::isalpha(static_cast<unsigned char>(sql[i])) != 0) {
+    word += static_cast<char>(std::tolower(static_cast<unsigned char>(sql[i++])));
+  }
+  return word == "select" || word == "with" || word == "values" || word == "table";
+}
+
+// A server-side cursor (DECLARE ... NO SCROLL CURSOR, then FETCH in growing batches): a large
+// result never has to fit in memory, and the connection is free between fetches. It is closed
+// as soon as it is read to the end, or when it goes away unread while its session (so its
+// transaction) is still running: an open cursor keeps its tables in use, and the same
+// transaction could not drop them (a rebuild drops its shadow tables).
+class ServerCursor final : public SqlCursor {
+ public:
+  ServerCursor(Connection& c, std::string name, std::string context,
+               std::shared_ptr<const bool> session_alive)
+      : c_(c), name_(std::move(name)), context_(std::move(context)),
+        session_alive_(std::move(session_alive)) {}
+
+  ~ServerCursor() override {
+    if (done_ || !*session_alive_ || PQtransactionStatus(c_.get()) != PQTRANS_INTRANS) return;
+    // Only if it still exists (a rollback to a savepoint may have closed it): a failing CLOSE
+    // would abort the transaction it runs in.
+    const std::string sql = "SELECT 1 FROM pg_cursors WHERE name = '" + name_ + "'";
+    Result exists(PQexec(c_.get(), sql.c_str()));
+    if (PQresultStatus(exists.get()) != PGRES_TUPLES_OK || PQntuples(exists.get()) != 1) return;
+    Result closed(PQexec(c_.get(), ("CLOSE " + name_).c_str()));
+  }
+
+  bool next(SqlRow& row) override {
+    while (!batch_ || row_ >= PQntuples(batch_.get())) {
+      if (done_) return false;
+      batch_ = c_.exec(context_, "FETCH FORWARD " + std::to_string(fetch_) + " FROM " + name_);
+      row_ = 0;
+      if (PQntuples(batch_.get()) < fetch_) {
+        done_ = true;
+        (void)c_.exec(context_, "CLOSE " + name_);
+      }
+      fetch_ = std::min(fetch_ * 4, 4096);
+    }
+    read_row(batch_.get(), row_++, row);
+    return true;
+  }
+
+ private:
+  Connection& c_;
+  std::string name_;
+  std::string context_;
+  std::shared_ptr<const bool> session_alive_;
+  Result batch_;
+  int row_ = 0;
+  int fetch_ = 64;
+  bool done_ = false;
+};
 
 class RowsCursor final : public SqlCursor {
  public:
@@ -303,6 +482,67 @@ Result Connection::exec_prepared(const std::string& what, const char* name, cons
   return r;
 }
 
+std::pair<int, Result> Connection::exec_prepared_pipelined(const std::string& what,
+                                                           const char* name, const char* sql,
+                                                           const std::vector<Params>& sets) {
+  if (sets.empty()) return {-1, nullptr};
+  if (sets.size() == 1) {  // one statement: no pipeline needed
+    Result r = exec_prepared(what, name, sql, sets.front(), /*checked=*/false);
+    const ExecStatusType status = PQresultStatus(r.get());
+    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return {-1, nullptr};
+    if (PQstatus(conn_) == CONNECTION_BAD) throw_error(what, conn_, r.get(), busy_timeout_);
+    return {0, std::move(r)};
+  }
+  if (prepared_.find(std::string_view(name)) == prepared_.end()) {
+    Result p(PQprepare(conn_, name, sql, sets.front().size(), sets.front().types()));
+    if (PQresultStatus(p.get()) != PGRES_COMMAND_OK) throw_error(what, conn_, p.get(), busy_timeout_);
+    prepared_.insert(name);
+  }
+  // At most this many statements are in flight, so that their results (tens of bytes each)
+  // never fill the socket's buffers while this thread is still sending: a blocking connection
+  // would wait for the server as the server waits for it.
+  constexpr std::size_t kChunk = 256;
+  for (std::size_t start = 0; start < sets.size(); start += kChunk) {
+    const std::size_t end = std::min(sets.size(), start + kChunk);
+    if (PQenterPipelineMode(conn_) != 1) throw_error(what, conn_, nullptr, busy_timeout_);
+    struct Exit {
+      PGconn* c;
+      ~Exit() { PQexitPipelineMode(c); }
+    } exit{conn_};
+    bool sent = true;
+    for (std::size_t i = start; i < end && sent; ++i) {
+      const Params& p = sets[i];
+      sent = PQsendQueryPrepared(conn_, name, p.size(), p.values(), p.lengths(), p.formats(), 1) == 1;
+    }
+    if (!sent || PQpipelineSync(conn_) != 1) throw_error(what, conn_, nullptr, busy_timeout_);
+    // One result per statement (PGRES_PIPELINE_ABORTED for those after a failure), nulls
+    // between them, and the sync's result at the end.
+    int failed = -1;
+    Result failure;
+    std::size_t index = start;
+    int nulls = 0;
+    while (true) {
+      Result r(PQgetResult(conn_));
+      if (!r) {
+        if (PQstatus(conn_) == CONNECTION_BAD || ++nulls > static_cast<int>(2 * kChunk + 8)) {
+          throw_error(what, conn_, nullptr, busy_timeout_);
+        }
+        continue;
+      }
+      nulls = 0;
+      const ExecStatusType status = PQresultStatus(r.get());
+      if (status == PGRES_PIPELINE_SYNC) break;
+      if (failed < 0 && status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+        failed = static_cast<int>(index);
+        failure = std::move(r);
+      }
+      ++index;
+    }
+    if (failed >= 0) return {failed, std::move(failure)};
+  }
+  return {-1, nullptr};
+}
+
 void Connection::rollback_quietly() noexcept {
   if (PQstatus(conn_) != CONNECTION_OK || PQtransactionStatus(conn_) == PQTRANS_IDLE) return;
   PGresult* r = PQexec(conn_, "ROLLBACK");
@@ -318,9 +558,16 @@ void Session::execute_script(std::string_view sql) {
   c_.exec(context_ + ": " + sql_excerpt(sql), sql);
 }
 
-Result Session::run(std::string_view sql, std::span<const SqlValue> params) {
+Result Session::run(std::string_view sql, std::span<const SqlValue> params,
+                    std::string_view shown) {
+  if (shown.empty()) shown = sql;
   if (sql.find('\0') != std::string_view::npos) {
-    throw InvalidArgument("SQL holds a NUL byte: " + sql_excerpt(sql));
+    throw InvalidArgument("SQL holds a NUL byte: " + sql_excerpt(shown));
+  }
+  const std::size_t expected = count_placeholders(shown);
+  if (params.size() != expected) {
+    throw InvalidArgument("SQL expects " + std::to_string(expected) + " parameters, got " +
+                          std::to_string(params.size()) + ": " + sql_excerpt(shown));
   }
   Params p;
   for (std::size_t i = 0; i < params.size(); ++i) {
@@ -339,7 +586,7 @@ Result Session::run(std::string_view sql, std::span<const SqlValue> params) {
                                     printable(v) +
                                     "' holds a NUL byte, which PostgreSQL text cannot store "
                                     "(bind bytes as SqlBlob): " +
-                                    sql_excerpt(sql));
+                                    sql_excerpt(shown));
             }
             p.add_text(v);
           } else {
@@ -348,7 +595,7 @@ Result Session::run(std::string_view sql, std::span<const SqlValue> params) {
         },
         params[i]);
   }
-  return c_.exec(context_ + ": " + sql_excerpt(sql), sql, &p, 0);
+  return c_.exec(context_ + ": " + sql_excerpt(shown), sql, &p, 0);
 }
 
 std::size_t Session::execute_span(std::string_view sql, std::span<const SqlValue> params) {
@@ -366,10 +613,18 @@ std::vector<SqlRow> Session::query_span(std::string_view sql, std::span<const Sq
 
 std::unique_ptr<SqlCursor> Session::cursor_span(std::string_view sql,
                                                 std::span<const SqlValue> params) {
-  // The rows are fetched at once: the connection stays free for the calls made between them,
-  // and several cursors may be open together.
-  Result r = run(sql, params);
-  return std::make_unique<RowsCursor>(rows_of(r.get()));
+  // Inside a transaction a query gets a server-side cursor, fetched in batches; anything else
+  // (a statement that is no query, or no transaction open) has its rows fetched at once. Either
+  // way the connection stays free for the calls made between rows, and several cursors may be
+  // open at once. A cursor ends with its transaction.
+  if (!is_query(sql) || PQtransactionStatus(c_.get()) != PQTRANS_INTRANS) {
+    Result r = run(sql, params);
+    return std::make_unique<RowsCursor>(rows_of(r.get()));
+  }
+  const std::string name = "annals_cursor_" + std::to_string(c_.next_cursor_id());
+  const std::string declare = "DECLARE " + name + " NO SCROLL CURSOR FOR " + std::string(sql);
+  (void)run(declare, params, sql);
+  return std::make_unique<ServerCursor>(c_, name, context_ + ": " + sql_excerpt(sql), alive_);
 }
 
 }  // namespace annals::detail::pg

@@ -13,6 +13,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "annals/store/sql.hpp"
@@ -101,8 +102,19 @@ class Connection {
   Result exec_prepared(const std::string& what, const char* name, const char* sql,
                        const Params& params, bool checked = true);
 
+  // Runs a prepared statement (prepared at first use) once per parameter set, in libpq's
+  // pipeline mode: one round trip per 256 of them instead of one each. Stops at the first that
+  // fails and returns its index and result (the transaction is then in error); -1 when all
+  // succeeded. Throws StoreError naming `what` if the connection fails.
+  std::pair<int, Result> exec_prepared_pipelined(const std::string& what, const char* name,
+                                                 const char* sql,
+                                                 const std::vector<Params>& sets);
+
   // Rolls back an open transaction, ignoring failures (a lost connection is reset at next use).
   void rollback_quietly() noexcept;
+
+  // A number for naming a server-side cursor, unique on this connection.
+  [[nodiscard]] std::uint64_t next_cursor_id() noexcept { return ++cursors_; }
 
  private:
   void run_setup();
@@ -111,12 +123,16 @@ class Connection {
   std::string setup_;
   std::chrono::milliseconds busy_timeout_;
   std::set<std::string, std::less<>> prepared_;
+  std::uint64_t cursors_ = 0;
 };
 
 // SqlSession on one connection (inside a transaction the store opened).
 class Session final : public SqlSession {
  public:
   Session(Connection& c, std::string context) : c_(c), context_(std::move(context)) {}
+  ~Session() override { *alive_ = false; }
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
 
   void execute_script(std::string_view sql) override;
   [[nodiscard]] std::string_view dialect() const noexcept override { return "postgresql"; }
@@ -128,9 +144,13 @@ class Session final : public SqlSession {
                                          std::span<const SqlValue> params) override;
 
  private:
-  Result run(std::string_view sql, std::span<const SqlValue> params);
+  // shown: the statement to name in messages (the caller's, when sql wraps it).
+  Result run(std::string_view sql, std::span<const SqlValue> params,
+             std::string_view shown = {});
   Connection& c_;
   std::string context_;
+  // False once the session ended: its cursors then leave the connection alone.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace annals::detail::pg

@@ -53,6 +53,20 @@ CREATE TABLE IF NOT EXISTS annals_purged_events (
 CREATE INDEX IF NOT EXISTS annals_purged_events_purge ON annals_purged_events (purge_id, position);
 )sql";
 
+// The purge tables in the session's dialect: PostgreSQL's INTEGER is 32 bits and has no BLOB.
+std::string purge_schema(std::string_view dialect) {
+  std::string sql = kPurgeSchema;
+  if (dialect != "postgresql") return sql;
+  const auto replace_all = [&](std::string_view from, std::string_view to) {
+    for (std::size_t at = sql.find(from); at != std::string::npos; at = sql.find(from, at + to.size())) {
+      sql.replace(at, from.size(), to);
+    }
+  };
+  replace_all("INTEGER", "BIGINT ");
+  replace_all("BLOB", "BYTEA");
+  return sql;
+}
+
 std::int64_t sql_int(std::uint64_t v) { return static_cast<std::int64_t>(v); }
 
 std::string error_text(int err) { return std::system_category().message(err); }
@@ -435,23 +449,44 @@ void remove_runs(SqlSession& sql, const PurgeOptions& options, PurgeResult& r, c
                            " would be removed; nothing was removed");
   }
 
-  const auto trigger = sql.query(
-      "SELECT sql FROM sqlite_schema WHERE type = 'trigger' AND name = $1 AND tbl_name = "
-      "'annals_events'",
-      {std::string(kDeleteTrigger)});
-  if (trigger.empty() || trigger.front().is_null(0)) {
-    throw IntegrityError(std::string("purge: the log's append-only trigger ") + kDeleteTrigger +
-                         " is missing; someone changed the schema, verify the log");
-  }
-  const std::string trigger_sql = trigger.front().text(0);
-  sql.execute_script(std::string("DROP TRIGGER ") + kDeleteTrigger);
-  for (const Selected& e : s.events) {
-    if (sql.execute("DELETE FROM annals_events WHERE position = $1", {sql_int(e.position)}) != 1) {
-      throw ConcurrencyError("purge: the event at position " + std::to_string(e.position) +
-                             " disappeared; nothing was removed");
+  const auto remove_events = [&] {
+    for (const Selected& e : s.events) {
+      if (sql.execute("DELETE FROM annals_events WHERE position = $1", {sql_int(e.position)}) !=
+          1) {
+        throw ConcurrencyError("purge: the event at position " + std::to_string(e.position) +
+                               " disappeared; nothing was removed");
+      }
     }
+  };
+  const auto missing_trigger = [] {
+    return IntegrityError(std::string("purge: the log's append-only trigger ") + kDeleteTrigger +
+                          " is missing; someone changed the schema, verify the log");
+  };
+  if (sql.dialect() == "sqlite") {
+    const auto trigger = sql.query(
+        "SELECT sql FROM sqlite_schema WHERE type = 'trigger' AND name = $1 AND tbl_name = "
+        "'annals_events'",
+        {std::string(kDeleteTrigger)});
+    if (trigger.empty() || trigger.front().is_null(0)) throw missing_trigger();
+    const std::string trigger_sql = trigger.front().text(0);
+    sql.execute_script(std::string("DROP TRIGGER ") + kDeleteTrigger);
+    remove_events();
+    sql.execute_script(trigger_sql);  // exactly the definition the store created
+  } else {
+    // PostgreSQL: the trigger is switched off for this transaction's deletes and on again
+    // before it commits (ALTER TABLE takes the table's ACCESS EXCLUSIVE lock until then, so
+    // readers of the log wait for the rest of this transaction).
+    const auto trigger = sql.query(
+        "SELECT t.tgenabled FROM pg_catalog.pg_trigger t"
+        " JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid"
+        " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = current_schema() AND c.relname = 'annals_events' AND t.tgname = $1",
+        {std::string(kDeleteTrigger)});
+    if (trigger.empty() || trigger.front().text(0) == "D") throw missing_trigger();
+    sql.execute_script(std::string("ALTER TABLE annals_events DISABLE TRIGGER ") + kDeleteTrigger);
+    remove_events();
+    sql.execute_script(std::string("ALTER TABLE annals_events ENABLE TRIGGER ") + kDeleteTrigger);
   }
-  sql.execute_script(trigger_sql);  // exactly the definition the store created
 
   const std::vector<std::string> runs_tables = read_tables(sql, "annals_workflow_runs");
   const std::vector<std::string> node_tables = read_tables(sql, "annals_node_executions");
@@ -467,7 +502,7 @@ void remove_runs(SqlSession& sql, const PurgeOptions& options, PurgeResult& r, c
     if (has_snapshots) sql.execute("DELETE FROM annals_snapshots WHERE stream_id = $1", {stream});
   }
 
-  sql.execute_script(kPurgeSchema);
+  sql.execute_script(purge_schema(sql.dialect()));
   r.purge_id = static_cast<std::uint64_t>(
       sql.query("SELECT coalesce(max(id), 0) + 1 FROM annals_purges").front().integer(0));
   sql.execute(
@@ -531,10 +566,6 @@ PurgeResult purge_runs(SqlEventStore& store, const PurgeOptions& options) {
   // Steps 1 and 2: select and archive in one snapshot.
   Selection s;
   store.read_transaction([&](SqlSession& sql) {
-    if (sql.dialect() != "sqlite") {
-      throw InvalidArgument("purge: supported on SQLite stores only, not " +
-                            std::string(sql.dialect()));
-    }
     s = select_runs(sql, options);
     NewFile archive(r.archive_path, "archive");
     Sha256 sha;

@@ -12,14 +12,19 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <cstdlib>
+#include <fstream>
 #include <set>
 #include <sstream>
 #include <thread>
 
+#include "annals/aggregates/workflow_run.hpp"
+#include "annals/repositories/aggregate_repository.hpp"
 #include "annals/store/export.hpp"
+#include "annals/store/purge.hpp"
 #include "annals/store/hash_chain.hpp"
 #include "annals/store/sql_event_store.hpp"
 #include "support/backends.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace annals;
 using annals::test::make_event;
@@ -113,13 +118,24 @@ TEST_CASE("pg: open, append, read, conflict, batch and reopen", "[.pg]") {
   store->append("c", ExpectedVersion::any(), {bin});
   CHECK(store->read_stream("c").front().payload == std::string("\0\x01\xff\x80zz", 6));
 
+  // A large batch goes to the server in several pipelined chunks; a duplicate event id late in
+  // it fails the whole append and names that event's id.
+  auto many = make_events(600);
+  many[499].event_id = store->read_all(1, 1).front().event_id;
+  CHECK_THROWS_WITH(store->append("big", ExpectedVersion::no_stream(), many),
+                    Contains(to_string(many[499].event_id)) && Contains("already in the store"));
+  CHECK(store->head_position() == 7);
+  many[499].event_id = new_event_id();
+  CHECK(store->append("big", ExpectedVersion::no_stream(), many).last_position == 607);
+  CHECK(store->read_stream("big").size() == 600);
+
   const LogVerification v = verify_log(*store);
-  CHECK(v.head_position == 7);
+  CHECK(v.head_position == 607);
 
   store.reset();
   auto again = open_event_store(uri + " payload=binary");
   CHECK(again->payload_format() == PayloadFormat::binary);
-  CHECK(again->head_position() == 7);
+  CHECK(again->head_position() == 607);
   CHECK(verify_log(*again).head_hash == v.head_hash);
 }
 
@@ -189,8 +205,36 @@ TEST_CASE("pg: SqlSession types, transactions and errors", "[.pg]") {
     CHECK_FALSE(c2->next(row));
     REQUIRE(c1->next(row));
     CHECK_FALSE(c1->next(row));
+    CHECK_FALSE(c1->next(row));
+    // A result larger than one fetch comes in several, in order.
+    auto big = sql.open_cursor("SELECT g FROM generate_series(1, $1::bigint) AS g",
+                               {std::int64_t{1000}});
+    std::int64_t expect = 1;
+    while (big->next(row)) CHECK(row.integer(0) == expect++);
+    CHECK(expect == 1001);
+    auto none = sql.open_cursor("SELECT 1 WHERE false");
+    CHECK_FALSE(none->next(row));
     // A read transaction cannot write.
     CHECK_THROWS_WITH(sql.execute("DELETE FROM t"), Contains("use a write transaction"));
+  });
+  // Placeholders are counted as the server counts them, and refused as SQLite refuses them,
+  // before anything is sent (the transaction goes on).
+  store->write_transaction([](SqlSession& sql) {
+    CHECK_THROWS_WITH(sql.query("SELECT id FROM t WHERE id = $1", {}),
+                      Contains("expects 1 parameters, got 0"));
+    CHECK_THROWS_WITH(sql.query("SELECT id FROM t WHERE id = $2", {std::string("a"), std::string("b")}),
+                      Contains("$1 is missing"));
+    CHECK_THROWS_AS(sql.query("SELECT id FROM t WHERE id = ?"), InvalidArgument);
+    // Not placeholders: in literals, quoted identifiers, dollar quotes, comments, identifiers.
+    const auto rows = sql.query(
+        "SELECT '$7 ?' AS \"$8?\", E'\\'$9', $$ $3 ? $$, $q$ $4 $q$ -- $5 ?\n"
+        " /* $6 /* ? */ */ , $1::text AS x$2",
+        {std::string("one")});
+    REQUIRE(rows.size() == 1);
+    CHECK(rows[0].text(0) == "$7 ?");
+    CHECK(rows[0].text(1) == "'$9");
+    CHECK(rows[0].text(4) == "one");
+    CHECK(sql.query("SELECT count(*) FROM t").front().integer(0) == 2);
   });
   // NUL in text is refused, never cut.
   store->write_transaction([](SqlSession& sql) {
@@ -480,4 +524,99 @@ TEST_CASE("pg: group commit runs queued appends in one transaction, each checked
       CHECK(version == 2u);
     }
   }
+}
+
+namespace {
+Timestamp at(int seconds) { return from_micros(1'700'000'000'000'000 + seconds * 1'000'000LL); }
+
+RunCreated created(const std::string& run_id, const std::string& tenant, int seconds) {
+  return RunCreated{.run_id = run_id,
+                    .tenant_id = tenant,
+                    .app_id = "app-1",
+                    .workflow_id = "wf-1",
+                    .triggered_from = "debugging",
+                    .created_by = "alice",
+                    .inputs = R"({"q":"hello"})",
+                    .created_at = at(seconds)};
+}
+
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+}  // namespace
+
+TEST_CASE("pg: purge_runs removes old runs into the same archive as on SQLite", "[.pg]") {
+  // One log, built on SQLite and imported into PostgreSQL, purged on both.
+  annals::test::SqliteBackend sqlite;
+  auto source = std::dynamic_pointer_cast<SqlEventStore>(sqlite.open());
+  {
+    AggregateRepository<WorkflowRun> repo(source);
+    WorkflowRun old1 = WorkflowRun::create(created("old-1", "t-1", 10));
+    repo.save(old1);
+    WorkflowRun other = WorkflowRun::create(created("t2-old", "t-2", 11));
+    repo.save(other);
+    WorkflowRun old2 = WorkflowRun::create(created("old-2", "t-1", 20));
+    repo.save(old2);
+    WorkflowRun fresh = WorkflowRun::create(created("new-1", "t-1", 200));
+    repo.save(fresh);
+  }
+  std::stringstream log;
+  (void)export_log(*source, log);
+  auto pg_store = open_sql_event_store(fresh_schema("annals_smoke_purge"));
+  std::stringstream in(log.str());
+  (void)import_log(*pg_store, in);
+
+  annals::test::TempDir dir;
+  const auto purge = [&](SqlEventStore& store, const std::string& name) {
+    return purge_runs(store, {.tenant_id = "t-1",
+                              .before = at(100),
+                              .archive_path = dir.file(name),
+                              .clock = [] { return at(1000); }});
+  };
+  const PurgeResult a = purge(*source, "sqlite.jsonl");
+  const PurgeResult b = purge(*pg_store, "pg.jsonl");
+  CHECK(b.purge_id == 1);
+  CHECK(b.streams == 2);
+  CHECK(b.events == a.events);
+  CHECK(b.stream_ids == a.stream_ids);
+  CHECK(b.archive_sha256 == a.archive_sha256);
+  CHECK(file_bytes(dir.file("pg.jsonl")) == file_bytes(dir.file("sqlite.jsonl")));
+  CHECK(pg_store->read_stream("WorkflowRun-old-1").empty());
+  CHECK(pg_store->read_all(1, 100).size() == 2);
+  const LogVerification v = verify_log(*pg_store);
+  CHECK(v.purged == b.events);
+  CHECK(v.head_position == 4);
+  CHECK(verify_purge_archive(*pg_store, dir.file("pg.jsonl")).events == b.events);
+  // The delete trigger is on again.
+  CHECK_THROWS_WITH(pg_store->write_transaction([](SqlSession& sql) {
+    sql.execute("DELETE FROM annals_events");
+  }),
+                    Contains("append-only"));
+  pg_store->read_transaction([](SqlSession& sql) {
+    CHECK(sql.query("SELECT tgenabled FROM pg_trigger WHERE tgname = 'annals_events_no_delete'"
+                    " AND tgrelid = 'annals_events'::regclass")
+              .front()
+              .text(0) == "O");
+  });
+}
+
+TEST_CASE("pg: stores opening an empty schema at once create it once", "[.pg]") {
+  const std::string uri = fresh_schema("annals_smoke_race");
+  std::vector<std::thread> openers;
+  std::atomic<int> opened{0};
+  for (int i = 0; i < 6; ++i) {
+    openers.emplace_back([&, i] {
+      auto store = open_event_store(uri);
+      store->append("s-" + std::to_string(i), ExpectedVersion::no_stream(), make_events(1));
+      ++opened;
+    });
+  }
+  for (auto& t : openers) t.join();
+  CHECK(opened == 6);
+  auto store = open_event_store(uri + " busy_timeout_ms=0");
+  CHECK(store->head_position() == 6);
+  CHECK(verify_log(*store).events == 6);
 }

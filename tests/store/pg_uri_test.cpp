@@ -90,6 +90,10 @@ TEST_CASE("bad postgres URIs are InvalidArgument naming what is wrong", "[store]
   CHECK_THROWS_WITH(parse_store_uri("host=h dbname='open"), Contains("no closing quote"));
   CHECK_THROWS_WITH(parse_store_uri("host=h dbname"), Contains("has no '=value'"));
   CHECK_THROWS_WITH(parse_store_uri("host=h busy_timeout_ms=-1"), Contains("'-1'"));
+  // Found by fuzz_store_uri: "postgresql:/x" (one slash) was taken as scheme and path.
+  CHECK_THROWS_WITH(parse_store_uri("postgresql:/e=/x&payload=binary"),
+                    Contains("expected postgresql://"));
+  CHECK_THROWS_WITH(parse_store_uri("postgres:db"), Contains("expected postgres://"));
   StoreUri vfs = parse_store_uri("host=h");
   vfs.options.vfs = "unix";
   CHECK_THROWS_AS(format_store_uri(vfs), InvalidArgument);
@@ -105,6 +109,9 @@ TEST_CASE("passwords never appear in messages", "[store][uri][postgresql]") {
   CHECK(redact_store_uri("host=h password=s3cret dbname=x") == "host=h password=*** dbname=x");
   CHECK(redact_store_uri("host=h password = 'a b' dbname=x") == "host=h password = *** dbname=x");
   CHECK(redact_store_uri("host=h password='unterminated") == "host=h password=***");
+  // Found by fuzz_store_uri: a quoted password running into the next keyword.
+  CHECK(redact_store_uri("password='a b'dbname=x") == "password=*** dbname=x");
+  CHECK(redact_store_uri("password=*** dbname=x") == "password=*** dbname=x");
   CHECK(redact_store_uri("sqlite:/x.db") == "sqlite:/x.db");
   for (const std::string uri : {"postgresql://ann:s3cret@db/x?payload=xml",
                                 "host=h password=s3cret payload=xml",

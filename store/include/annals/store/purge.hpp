@@ -80,13 +80,15 @@ struct PurgeResult {
 // its manifest, records nothing and returns purge_id 0: a record would claim removals that did
 // not happen, and a no-op should not take the write lock.
 // Throws InvalidArgument for an empty tenant or archive path, an archive or manifest file that
-// already exists (never overwritten: it may be the only copy of an earlier purge) or a store
-// that is not SQLite; StoreError when a file cannot be written, synced or read back as written
+// already exists (never overwritten: it may be the only copy of an earlier purge); StoreError when a file cannot be written, synced or read back as written
 // (a missing directory included) or the store fails; ConcurrencyError when a selected run got
 // new events or lost some before the final transaction; IntegrityError if the log's append-only
 // trigger is missing; SerializationError if a RunCreated does not decode. On any exception
 // nothing was removed from the store; the archive and manifest files written so far are left
 // in place for inspection (delete them before running the purge again with the same paths).
+// On PostgreSQL the final transaction switches the delete trigger off and on again with ALTER
+// TABLE, which holds annals_events' ACCESS EXCLUSIVE lock until it commits: readers of the log
+// wait for that transaction (appends wait for every write transaction anyway).
 PurgeResult purge_runs(SqlEventStore& store, const PurgeOptions& options);
 
 struct PurgeArchiveVerification {
