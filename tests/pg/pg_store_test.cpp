@@ -1,14 +1,11 @@
 // PostgreSQL-only cases: what the fixtures and the schema option promise.
 
 #include <catch2/catch.hpp>
-#include <filesystem>
 #include <string>
 
-#include "annals/store/purge.hpp"
 #include "annals/store/sql_event_store.hpp"
 #include "support/backends.hpp"
 #include "support/pg_backend.hpp"
-#include "support/temp_dir.hpp"
 
 using namespace annals;
 using annals::test::make_events;
@@ -47,19 +44,4 @@ TEST_CASE("two schemas on one database are two separate logs", "[pg]") {
   // Reopened, each finds its own log again.
   CHECK(a.reopen()->head_position() == 3);
   CHECK(b.reopen()->read_all(1, 10).size() == 1);
-}
-
-TEST_CASE("purge_runs refuses a PostgreSQL store, naming it, and writes nothing", "[pg]") {
-  annals::test::PgBackend backend;
-  auto store = backend.open();
-  store->append("WorkflowRun-r-1", ExpectedVersion::no_stream(), make_events(2));
-  annals::test::TempDir dir;
-  const std::string archive = dir.file("archive.jsonl");
-  CHECK_THROWS_MATCHES(
-      purge_runs(*store, {.tenant_id = "acme", .before = now(), .archive_path = archive}),
-      InvalidArgument,
-      Catch::Matchers::Message("purge: supported on SQLite stores only, not postgresql"));
-  CHECK(store->head_position() == 2);
-  CHECK_FALSE(std::filesystem::exists(archive));
-  CHECK_FALSE(std::filesystem::exists(archive + ".manifest.json"));
 }
