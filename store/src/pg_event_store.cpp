@@ -415,25 +415,27 @@ class PgEventStore final : public SqlEventStore {
     }
   }
 
-  // BEGIN and the log's table lock, waiting up to busy_timeout for it.
+  // BEGIN and the log's table lock, waiting up to busy_timeout for it, then `then` (more
+  // statements, in the same round trip); returns the last statement's result (text format).
   // A connection the server dropped while it was idle (a restart, an idle timeout) shows only
   // now: nothing was started, so it is reconnected and the BEGIN runs once more.
-  void begin_locked(const std::string& where) {
+  Result begin_locked(const std::string& where, const std::string& then = {}) {
     const auto ms = options_.busy_timeout.count();
-    begin_reconnecting(*writer_, where,
-                       ms == 0 ? std::string("BEGIN; LOCK TABLE annals_events IN EXCLUSIVE MODE NOWAIT")
-                               : "BEGIN; SET LOCAL lock_timeout = '" + std::to_string(ms) +
-                                     "ms'; LOCK TABLE annals_events IN EXCLUSIVE MODE");
+    std::string sql = ms == 0 ? std::string("BEGIN; LOCK TABLE annals_events IN EXCLUSIVE MODE NOWAIT")
+                              : "BEGIN; SET LOCAL lock_timeout = '" + std::to_string(ms) +
+                                    "ms'; LOCK TABLE annals_events IN EXCLUSIVE MODE";
+    if (!then.empty()) sql += "; " + then;
+    return begin_reconnecting(*writer_, where, sql);
   }
 
-  static void begin_reconnecting(pg::Connection& c, const std::string& where,
-                                 const std::string& sql) {
+  static Result begin_reconnecting(pg::Connection& c, const std::string& where,
+                                   const std::string& sql) {
     try {
-      c.exec(where, sql);
+      return c.exec(where, sql);
     } catch (const StoreError&) {
       if (PQstatus(c.get()) != CONNECTION_BAD) throw;
       c.ensure_open(where);
-      c.exec(where, sql);
+      return c.exec(where, sql);
     }
   }
 
@@ -459,19 +461,31 @@ class PgEventStore final : public SqlEventStore {
     EventHash hash{};  // the chain starts from 32 zero bytes
   };
 
-  Tail read_tail(const std::string& where) {
+  // The tail from kTailSql's text-format result (it runs in begin_locked's round trip).
+  static Tail tail_from_text(const PGresult* r) {
     Tail tail;
-    Result r = writer_->exec_prepared(where, "annals_tail", kTailSql, Params{});
-    if (PQntuples(r.get()) == 1) {
-      tail.position = static_cast<std::uint64_t>(pg::binary_int(r.get(), 0, 0));
-      tail.recorded_at = from_micros(pg::binary_int(r.get(), 0, 1));
-      const std::string_view hash = pg::binary_bytes(r.get(), 0, 2);
-      if (hash.size() != tail.hash.size()) {
-        throw IntegrityError("append: the event at position " + std::to_string(tail.position) +
-                                 " has a damaged hash; verify the log",
-                             tail.position);
-      }
-      std::memcpy(tail.hash.data(), hash.data(), tail.hash.size());
+    if (PQntuples(r) != 1) return tail;
+    std::int64_t position = 0, recorded_at = 0;
+    const std::string_view p = PQgetvalue(r, 0, 0), t = PQgetvalue(r, 0, 1),
+                           hash = PQgetvalue(r, 0, 2);
+    std::from_chars(p.data(), p.data() + p.size(), position);
+    std::from_chars(t.data(), t.data() + t.size(), recorded_at);
+    tail.position = static_cast<std::uint64_t>(position);
+    tail.recorded_at = from_micros(recorded_at);
+    // bytea in hex output: "\x" then two digits a byte.
+    const auto digit = [](char c) {
+      return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    };
+    bool ok = hash.size() == 2 + 2 * tail.hash.size() && hash.starts_with("\\x");
+    for (std::size_t i = 0; ok && i < tail.hash.size(); ++i) {
+      const int hi = digit(hash[2 + 2 * i]), lo = digit(hash[3 + 2 * i]);
+      ok = hi >= 0 && lo >= 0;
+      tail.hash[i] = static_cast<std::uint8_t>(hi * 16 + lo);
+    }
+    if (!ok) {
+      throw IntegrityError("append: the event at position " + std::to_string(tail.position) +
+                               " has a damaged hash; verify the log",
+                           tail.position);
     }
     return tail;
   }
@@ -600,8 +614,8 @@ class PgEventStore final : public SqlEventStore {
     Tail tail;
     try {
       writer_->ensure_open("begin");
-      begin_locked("begin");
-      tail = read_tail("reading the log's head");
+      const Result head = begin_locked("begin", kTailSql);
+      tail = tail_from_text(head.get());
     } catch (const StoreError& e) {
       writer_->rollback_quietly();
       fail_each(group, e);
