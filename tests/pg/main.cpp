@@ -29,8 +29,9 @@ int run_pg_child(const std::vector<std::string>& args);
 
 namespace {
 
-// The PostgreSQL cases: templates over the PostgreSQL fixtures end in the fixture's type name.
-constexpr const char* kPgCases = "*PgBackend,*PgFactory,[pg]";
+// The PostgreSQL cases: templates over the PostgreSQL fixtures end in the fixture's type name
+// (PgBackend, PgFactory, and purge_test.cpp's PgStore); plain cases carry the [pg] tag.
+constexpr const char* kPgCases = "*PgBackend,*PgFactory,*PgStore,[pg]";
 
 bool in_ci() {
   const char* ci = std::getenv("CI");

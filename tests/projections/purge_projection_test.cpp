@@ -9,6 +9,7 @@
 #include "annals/repositories/aggregate_repository.hpp"
 #include "annals/store/hash_chain.hpp"
 #include "annals/store/purge.hpp"
+#include "support/backends.hpp"
 #include "support/counting_projection.hpp"
 #include "support/temp_dir.hpp"
 
@@ -44,9 +45,11 @@ std::int64_t count(SqlEventStore& store, const std::string& sql) {
 }  // namespace
 
 TEST_CASE("after a purge, projections rebuild and catch up across its gaps",
-          "[projections][purge]") {
-  annals::test::TempDir dir;
-  auto store = open_sql_event_store(dir.sqlite_uri("events.db", "synchronous=normal"));
+          "[projections][purge]" ANNALS_PG_TAG) {
+  annals::test::TempDir dir;  // the archive
+  annals::test::StorePlace place;
+  auto store =
+      open_sql_event_store(annals::test::store_uri(place, "events.db", "synchronous=normal"));
   auto workflow = std::make_shared<WorkflowProjection>();
   attach_inline_projections(*store, {workflow});
   AggregateRepository<WorkflowRun> runs(store);

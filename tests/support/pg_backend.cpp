@@ -30,7 +30,11 @@ std::string trimmed(std::string s) {
 PgConn admin_connect() {
   const std::string conninfo = pg_admin_conninfo();
   if (conninfo.empty()) throw std::runtime_error("ANNALS_TEST_PG is not set");
-  PgConn conn(PQconnectdb(conninfo.c_str()));
+  // ANNALS_TEST_PG expanded as a connection string, with a bound on the wait for a server that
+  // does not answer (a skip should not hang).
+  const char* keywords[] = {"dbname", "connect_timeout", nullptr};
+  const char* values[] = {conninfo.c_str(), "10", nullptr};
+  PgConn conn(PQconnectdbParams(keywords, values, /*expand_dbname=*/1));
   if (!conn) throw std::runtime_error("PQconnectdb: out of memory");
   if (PQstatus(conn.get()) != CONNECTION_OK) {
     throw std::runtime_error("cannot connect to the PostgreSQL server ANNALS_TEST_PG names: " +
