@@ -446,11 +446,8 @@ TEST_CASE("two runners for one projection on two store objects never apply an ev
   CHECK(a.status().events_applied + b.status().events_applied == 1000);
 }
 
-// Not yet [pg]: on PostgreSQL a write transaction whose lock wait timed out leaves the store's
-// writer connection in the aborted transaction (25P02 ever after), so the runner's second try
-// fails; tests/pg/pg_store_test.cpp has the backend-level case, marked [!mayfail] until fixed.
 TEST_CASE("a runner retries a busy store with backoff and succeeds once the lock is released",
-          "[projections][runner]") {
+          "[projections][runner]" ANNALS_PG_TAG) {
   annals::test::StorePlace dir;
   auto store = open_store(dir, "busy_timeout_ms=20");
   append_log(*store, 120);
