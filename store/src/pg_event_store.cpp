@@ -428,14 +428,25 @@ class PgEventStore final : public SqlEventStore {
     return begin_reconnecting(*writer_, where, sql);
   }
 
+  // A BEGIN whose later statement failed (the lock wait timed out) leaves the connection in an
+  // aborted transaction block: it is rolled back here, or every later statement on the
+  // connection would fail with 25P02.
   static Result begin_reconnecting(pg::Connection& c, const std::string& where,
                                    const std::string& sql) {
     try {
       return c.exec(where, sql);
     } catch (const StoreError&) {
-      if (PQstatus(c.get()) != CONNECTION_BAD) throw;
+      if (PQstatus(c.get()) != CONNECTION_BAD) {
+        c.rollback_quietly();
+        throw;
+      }
       c.ensure_open(where);
-      return c.exec(where, sql);
+      try {
+        return c.exec(where, sql);
+      } catch (...) {
+        c.rollback_quietly();
+        throw;
+      }
     }
   }
 

@@ -1,6 +1,7 @@
 // PostgreSQL-only cases: what the fixtures and the schema option promise.
 
 #include <catch2/catch.hpp>
+#include <functional>
 #include <string>
 
 #include "annals/store/sql_event_store.hpp"
@@ -44,4 +45,34 @@ TEST_CASE("two schemas on one database are two separate logs", "[pg]") {
   // Reopened, each finds its own log again.
   CHECK(a.reopen()->head_position() == 3);
   CHECK(b.reopen()->read_all(1, 10).size() == 1);
+}
+
+// A lock wait that timed out is a transient error, and the store object goes on afterwards
+// (a timed-out BEGIN + LOCK TABLE is rolled back: before main's 31a228a, 25P02 ever after).
+TEST_CASE("an append or write transaction that timed out on the write lock leaves the store usable",
+          "[pg]") {
+  annals::test::PgBackend backend;
+  auto store = backend.open("busy_timeout_ms=20");
+  store->append("s", ExpectedVersion::no_stream(), make_events(1));
+  auto expect_locked = [](const std::function<void()>& fn) {
+    try {
+      fn();
+      FAIL("it did not wait for the lock");
+    } catch (const StoreError& e) {
+      CHECK(e.transient());
+      CHECK_THAT(e.what(), Catch::Matchers::Contains("locked"));
+    }
+  };
+  SECTION("an append") {
+    annals::test::PgWriteLock lock(backend.schema);
+    expect_locked([&] { store->append("s", ExpectedVersion::exactly(1), make_events(1)); });
+  }
+  SECTION("a write transaction") {
+    annals::test::PgWriteLock lock(backend.schema);
+    expect_locked([&] { store->write_transaction([](SqlSession&) {}); });
+  }
+  // The lock is gone: the same store object appends and runs write transactions again.
+  CHECK(store->append("s", ExpectedVersion::exactly(1), make_events(1)).last_position == 2);
+  CHECK_NOTHROW(store->write_transaction([](SqlSession& sql) { (void)sql.query("SELECT 1"); }));
+  CHECK(store->head_position() == 2);
 }

@@ -99,6 +99,19 @@ void append_log(EventStore& store, std::size_t count, std::uint64_t boom_at = 0,
   }
 }
 
+// Holds the store's write lock from outside, as another process would.
+#ifdef ANNALS_TEST_PG_ONLY
+using WriteLock = annals::test::PgWriteLock;
+#else
+struct WriteLock {
+  explicit WriteLock(const TempDir& dir) : db(dir.file("events.db"), SQLite::OPEN_READWRITE) {
+    db.exec("BEGIN IMMEDIATE");
+  }
+  void release() { db.exec("ROLLBACK"); }
+  SQLite::Database db;
+};
+#endif
+
 using Row = std::tuple<std::string, std::int64_t, std::string, std::int64_t>;
 
 // Every row of the counting projection: (stream_id, events, last_type, last_position).
@@ -434,27 +447,29 @@ TEST_CASE("two runners for one projection on two store objects never apply an ev
 }
 
 TEST_CASE("a runner retries a busy store with backoff and succeeds once the lock is released",
-          "[projections][runner]") {
-  TempDir dir;
+          "[projections][runner]" ANNALS_PG_TAG) {
+  annals::test::StorePlace dir;
   auto store = open_store(dir, "busy_timeout_ms=20");
   append_log(*store, 120);
   auto projection = std::make_shared<CountingProjection>();
 
-  SQLite::Database locker(dir.file("events.db"), SQLite::OPEN_READWRITE);
-  locker.exec("BEGIN IMMEDIATE");
+  WriteLock locker(dir);
 
   IoThreads io;
   ProjectionRunner runner(io.io, store, projection,
                           {.batch_size = 50, .initial_backoff = 5ms, .max_backoff = 40ms});
   runner.start();
-  REQUIRE(eventually([&] { return runner.status().retries >= 3; }));
+  const bool retried = eventually([&] { return runner.status().retries >= 3; });
+  INFO("state " << to_string(runner.status().state) << ", retries " << runner.status().retries
+                << ", last error: " << runner.status().last_error);
+  REQUIRE(retried);
   ProjectionRunnerStatus status = runner.status();
   CHECK(status.state == ProjectionRunnerState::running);
   CHECK(status.checkpoint == 0);
   CHECK_THAT(status.last_error, Contains("locked"));
   CHECK(projection->committed_events == 0);
 
-  locker.exec("ROLLBACK");
+  locker.release();
   REQUIRE(runner.wait_until_caught_up(kWait));
   CHECK_NOTHROW(runner.rethrow_if_failed());
   status = runner.status();

@@ -152,6 +152,23 @@ std::string PgSchema::uri(const std::string& options) const {
   return out;
 }
 
+PgWriteLock::PgWriteLock(const PgSchema& schema) {
+  PgConn conn = admin_connect();
+  run(conn.get(), "SET search_path = " + schema.name());
+  run(conn.get(), "BEGIN");
+  run(conn.get(), "LOCK TABLE annals_events IN EXCLUSIVE MODE");
+  conn_ = conn.release();
+}
+
+PgWriteLock::~PgWriteLock() { release(); }
+
+void PgWriteLock::release() {
+  if (conn_ == nullptr) return;
+  PgConn conn(conn_);  // closing the connection ends the transaction too
+  conn_ = nullptr;
+  run(conn.get(), "ROLLBACK");
+}
+
 std::string PgSchema::admin(const std::string& sql) const {
   PgConn conn = admin_connect();
   run(conn.get(), "SET search_path = " + name_);

@@ -13,6 +13,8 @@
 #include "annals/repositories/repository_factory.hpp"
 #include "annals/store/sql_event_store.hpp"
 
+struct pg_conn;  // libpq's PGconn
+
 namespace annals::test {
 
 // ANNALS_TEST_PG, or "" when it is unset.
@@ -40,6 +42,21 @@ class PgSchema {
 
  private:
   std::string name_;
+};
+
+// Holds the log's write lock from outside every store object, as another process's long
+// transaction would: BEGIN; LOCK TABLE annals_events IN EXCLUSIVE MODE on an admin connection
+// in the schema, until release() or destruction (ROLLBACK).
+class PgWriteLock {
+ public:
+  explicit PgWriteLock(const PgSchema& schema);
+  ~PgWriteLock();
+  PgWriteLock(const PgWriteLock&) = delete;
+  PgWriteLock& operator=(const PgWriteLock&) = delete;
+  void release();
+
+ private:
+  pg_conn* conn_ = nullptr;
 };
 
 struct PgBackend {
