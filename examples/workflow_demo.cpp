@@ -1,6 +1,8 @@
-// workflow_demo: a workflow engine's write side on an embedded SQLite store.
+// workflow_demo: a workflow engine's write side on an embedded SQLite store, or on any store URI.
 //
-//   workflow_demo [PATH]      (default: annals-demo.db in the current directory)
+//   workflow_demo [PATH]      an SQLite file (default: annals-demo.db in the current directory)
+//   workflow_demo URI         e.g. postgresql://app@db/annals or 'host=/run/postgresql dbname=x':
+//                             the same program on PostgreSQL; only the URI changes
 //
 // Runs three workflow runs through their node executions (one succeeds, one fails, one is
 // stopped), shows two workers racing on one run (the loser gets a ConcurrencyError, reloads
@@ -44,14 +46,19 @@ void print_run(const WorkflowRun& run) {
 }  // namespace
 
 int main(int argc, char** argv) try {
-  const std::string path = argc > 1 ? argv[1] : "annals-demo.db";
+  const std::string arg = argc > 1 ? argv[1] : "annals-demo.db";
+  // A store URI (sqlite:, memory:, postgresql://, a libpq keyword string) as given; anything
+  // else is an SQLite file path.
+  const bool is_uri = arg.starts_with("sqlite:") || arg.starts_with("memory:") ||
+                      arg.find("://") != std::string::npos || arg.find('=') != std::string::npos;
+  const std::string uri = is_uri ? arg : "sqlite:" + arg;
   // The factory opens the store, sets up the read tables and keeps them current inline.
-  RepositoryFactory factory("sqlite:" + path);
+  RepositoryFactory factory(uri);
   auto store = factory.event_store();
   AggregateRepository<WorkflowRun> runs = factory.create_workflow_run_aggregate_repository();
   WorkflowRunRepository queries = factory.create_workflow_run_repository();
   const std::string batch = short_id();
-  std::cout << "annals workflow demo: store sqlite:" << path << ", head position "
+  std::cout << "annals workflow demo: store " << redact_store_uri(uri) << ", head position "
             << store->head_position() << " before this run\n\n";
 
   // 1. A run that succeeds: start -> llm -> answer.
