@@ -258,6 +258,7 @@ class PgEventStore final : public SqlEventStore {
     try {
       pg::Session session(*writer_, where);
       fn(session);
+      refuse_aborted(where, "the write transaction's callback");
       commit(where);
     } catch (...) {
       writer_->rollback_quietly();
@@ -450,9 +451,29 @@ class PgEventStore final : public SqlEventStore {
     }
   }
 
+  // A statement that failed inside the writer's transaction aborts it on PostgreSQL (unlike
+  // SQLite), even when the hook or callback that ran it caught the error; a COMMIT would then
+  // roll back and still answer "OK". So the call fails instead of reporting writes that were
+  // never made. Not transient: running the same code again fails the same way.
+  void refuse_aborted(const std::string& where, const char* who) const {
+    if (PQtransactionStatus(writer_->get()) != PQTRANS_INERROR) return;
+    throw StoreError(where + ": a statement run by " + who +
+                         " failed and its error was caught; on PostgreSQL a failed statement "
+                         "aborts the whole transaction, so it was rolled back and nothing was "
+                         "written (run a statement that may fail inside a SAVEPOINT and roll "
+                         "back to it, or let the error propagate)",
+                     false);
+  }
+
   void commit(const std::string& where) {
     Result r(PQexec(writer_->get(), "COMMIT"));
-    if (PQresultStatus(r.get()) == PGRES_COMMAND_OK) return;
+    if (PQresultStatus(r.get()) == PGRES_COMMAND_OK) {
+      // COMMIT of an aborted transaction rolls back and answers with the tag ROLLBACK.
+      if (std::string_view(PQcmdStatus(r.get())) == "COMMIT") return;
+      throw StoreError(where + ": the server rolled the transaction back at COMMIT (a statement "
+                               "in it had failed); nothing was written",
+                       false);
+    }
     if (PQstatus(writer_->get()) == CONNECTION_BAD) {
       // The server may or may not have committed before the connection went: retrying could
       // write the events twice, so this is not transient.
@@ -778,6 +799,7 @@ class PgEventStore final : public SqlEventStore {
     if (!hooks.empty()) {
       pg::Session session(*writer_, where);
       for (const auto& hook : hooks) hook->on_append(session, r.appended);
+      refuse_aborted(where, "an append hook");
     }
   }
 

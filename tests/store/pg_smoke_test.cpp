@@ -620,3 +620,113 @@ TEST_CASE("pg: stores opening an empty schema at once create it once", "[.pg]") 
   CHECK(store->head_position() == 6);
   CHECK(verify_log(*store).events == 6);
 }
+
+namespace {
+// Swallows a failing statement in on_append for streams named "bad...": PostgreSQL aborts the
+// transaction all the same. Appends to "hold" wait until `wait_for` appends are queued.
+struct Swallow : AppendHook {
+  SqlEventStore* store = nullptr;
+  std::size_t wait_for = 0;
+  std::atomic<bool> holding{false};
+  std::atomic<int> commits{0}, rollbacks{0};
+  void on_append(SqlSession& sql, const std::vector<RecordedEvent>& appended) override {
+    const std::string& stream = appended.front().stream_id;
+    if (stream.starts_with("bad")) {
+      try {
+        sql.execute("SELECT 1/0");
+      } catch (const StoreError&) {
+      }
+    }
+    if (stream == "hold") {
+      holding = true;
+      while (store->group_commit_stats().queued < wait_for) std::this_thread::yield();
+    }
+  }
+  void on_commit(const std::vector<RecordedEvent>&) noexcept override { ++commits; }
+  void on_rollback(const std::vector<RecordedEvent>&) noexcept override { ++rollbacks; }
+};
+}  // namespace
+
+// Before the fix COMMIT of the aborted transaction answered ROLLBACK with status OK and the
+// append was acknowledged with positions that were never written.
+TEST_CASE("pg: a hook or callback that caught a failed statement fails its append or transaction",
+          "[.pg]") {
+  SECTION("an append alone") {
+    auto store = open_sql_event_store(fresh_schema("annals_smoke_swallow1"));
+    auto hook = std::make_shared<Swallow>();
+    store->add_append_hook(hook);
+    store->append("ok", ExpectedVersion::any(), make_events(1));
+    std::vector<std::uint64_t> heard;
+    store->add_commit_listener([&](std::uint64_t head) { heard.push_back(head); });
+    try {
+      store->append("bad", ExpectedVersion::any(), make_events(2));
+      FAIL("the append was acknowledged");
+    } catch (const StoreError& e) {
+      CHECK_FALSE(e.transient());
+      CHECK_THAT(e.what(), Contains("append to bad") && Contains("an append hook failed") &&
+                               Contains("nothing was written"));
+    }
+    CHECK(hook->commits == 1);
+    CHECK(hook->rollbacks == 1);
+    CHECK(heard.empty());
+    CHECK(store->head_position() == 1);
+    CHECK_FALSE(store->stream_version("bad").has_value());
+    CHECK(store->append("ok", ExpectedVersion::exactly(1), make_events(1)).last_position == 2);
+    CHECK(verify_log(*store).events == 2);
+  }
+  SECTION("one append of a group of two") {
+    auto store = open_sql_event_store(fresh_schema("annals_smoke_swallow2", "group_commit=on"));
+    auto hook = std::make_shared<Swallow>();
+    hook->store = store.get();
+    hook->wait_for = 2;
+    store->add_append_hook(hook);
+    std::thread leader([&] { store->append("hold", ExpectedVersion::no_stream(), make_events(1)); });
+    while (!hook->holding) std::this_thread::yield();
+    std::string bad_error = "(none)";
+    bool bad_transient = true;
+    std::thread bad([&] {
+      try {
+        store->append("bad", ExpectedVersion::no_stream(), make_events(2));
+      } catch (const StoreError& e) {
+        bad_error = e.what();
+        bad_transient = e.transient();
+      }
+    });
+    std::thread good([&] { store->append("good", ExpectedVersion::no_stream(), make_events(2)); });
+    leader.join();
+    bad.join();
+    good.join();
+    CHECK_THAT(bad_error, Contains("append to bad") && Contains("nothing was written"));
+    CHECK_FALSE(bad_transient);
+    CHECK(store->group_commit_stats().max_group == 2);
+    CHECK(hook->commits == 2);
+    CHECK(hook->rollbacks == 1);
+    CHECK(store->head_position() == 3);
+    CHECK(store->stream_version("good") == 2u);
+    CHECK_FALSE(store->stream_version("bad").has_value());
+    CHECK(verify_log(*store).events == 3);
+  }
+  SECTION("a write transaction") {
+    auto store = open_sql_event_store(fresh_schema("annals_smoke_swallow3"));
+    store->write_transaction([](SqlSession& sql) { sql.execute("CREATE TABLE t (k INT PRIMARY KEY)"); });
+    try {
+      store->write_transaction([](SqlSession& sql) {
+        sql.execute("INSERT INTO t VALUES (1)");
+        try {
+          sql.execute("INSERT INTO t VALUES (1)");
+        } catch (const StoreError&) {
+        }
+      });
+      FAIL("write_transaction returned normally");
+    } catch (const StoreError& e) {
+      CHECK_FALSE(e.transient());
+      CHECK_THAT(e.what(), Contains("callback failed") && Contains("nothing was written"));
+    }
+    std::int64_t rows = -1;
+    store->write_transaction([&](SqlSession& sql) {
+      sql.execute("INSERT INTO t VALUES (2)");
+      rows = sql.query("SELECT count(*) FROM t").front().integer(0);
+    });
+    CHECK(rows == 1);
+  }
+}
