@@ -730,3 +730,39 @@ TEST_CASE("pg: a hook or callback that caught a failed statement fails its appen
     CHECK(rows == 1);
   }
 }
+
+// Before the fix the store's statements named annals_events through the session's search_path
+// and read the tail's hash in bytea_output's format: a SET left on the writer by a write
+// transaction sent later appends to another schema's log, or failed them as "damaged hash".
+TEST_CASE("pg: a SET run in a transaction or hook does not move or break the store's log",
+          "[.pg]") {
+  auto other = open_sql_event_store(fresh_schema("annals_smoke_set_other"));
+  other->append("theirs", ExpectedVersion::no_stream(), make_events(1));
+  auto store = open_sql_event_store(fresh_schema("annals_smoke_set"));
+  store->append("mine", ExpectedVersion::no_stream(), make_events(1));
+  store->write_transaction([](SqlSession& sql) {
+    sql.execute("SET search_path = annals_smoke_set_other");
+    sql.execute("SET bytea_output = escape");
+  });
+  CHECK(store->append("mine", ExpectedVersion::exactly(1), make_events(1)).last_position == 2);
+  // A write transaction starts with the store's search_path again.
+  store->write_transaction([](SqlSession& sql) {
+    CHECK(sql.query("SELECT count(*) FROM annals_events").front().integer(0) == 2);
+  });
+  // A pooled reader whose read transaction ran SET reads this store's log afterwards.
+  store->read_transaction([](SqlSession& sql) {
+    sql.execute("SET search_path = annals_smoke_set_other");
+    CHECK(sql.query("SELECT count(*) FROM annals_events").front().integer(0) == 1);
+  });
+  store->read_transaction([](SqlSession& sql) {
+    CHECK(sql.query("SELECT count(*) FROM annals_events").front().integer(0) == 2);
+  });
+  CHECK(store->head_position() == 2);
+  CHECK(store->read_all(1, 10).size() == 2);
+  CHECK(store->stream_version("mine") == 2u);
+  CHECK_FALSE(store->stream_version("theirs").has_value());
+  CHECK(other->head_position() == 1);
+  CHECK_FALSE(other->stream_version("mine").has_value());
+  CHECK(verify_log(*store).events == 2);
+  CHECK(verify_log(*other).events == 1);
+}
