@@ -403,6 +403,23 @@ std::string_view binary_bytes(const PGresult* r, int row, int column) {
 Connection::Connection(const std::string& conninfo, std::string label, std::string setup,
                        std::chrono::milliseconds busy_timeout)
     : label_(std::move(label)), setup_(std::move(setup)), busy_timeout_(busy_timeout) {
+  // libpq's message for a connection string it cannot parse quotes the offending text, which
+  // may be the password or the whole URI: it is checked first, and that message not shown.
+  // A string that does not parse is the caller's mistake, not a server condition.
+  char* parse_error = nullptr;
+  PQconninfoOption* parsed = PQconninfoParse(conninfo.c_str(), &parse_error);
+  if (parsed == nullptr) {
+    const bool out_of_memory = parse_error == nullptr;
+    PQfreemem(parse_error);
+    if (out_of_memory) throw StoreError(label_ + ": libpq ran out of memory parsing the connection string");
+    throw InvalidArgument(label_ +
+                          ": libpq cannot parse the connection string (a bad percent-escape, "
+                          "port, bracketed IPv6 host, quoting or an unknown keyword?); libpq's "
+                          "own message is not shown because it may quote the password");
+  }
+  PQconninfoFree(parsed);
+  // After a good parse libpq's connection errors name the host, port, user and database but
+  // never the password or the connection string.
   conn_ = PQconnectdb(conninfo.c_str());
   if (conn_ == nullptr) throw StoreError(label_ + ": libpq could not allocate a connection");
   if (PQstatus(conn_) != CONNECTION_OK) {

@@ -127,6 +127,23 @@ TEST_CASE("passwords never appear in messages", "[store][uri][postgresql]") {
   }
 }
 
+// libpq quotes the offending text of a connection string it cannot parse (review 7, M2): such a
+// string is an InvalidArgument naming the redacted URI, never libpq's text. No connection is
+// tried, so no server is needed.
+TEST_CASE("a connection string libpq cannot parse is InvalidArgument and shows no password",
+          "[store][uri][postgresql]") {
+  for (const std::string uri : {"postgresql://user:pa%zzword@localhost/db",
+                                "postgresql://user:secretpw@[::1/db"}) {
+    INFO(uri);
+    try {
+      (void)open_event_store(uri);
+      FAIL("opened");
+    } catch (const InvalidArgument& e) {
+      CHECK_THAT(e.what(), !Contains("zzword") && !Contains("secretpw") && Contains("user:***@"));
+    }
+  }
+}
+
 TEST_CASE("a postgres URI opens only in a build with PostgreSQL support", "[store][uri][postgresql]") {
   // Connecting to a socket directory that does not exist fails fast either way: without the
   // backend an InvalidArgument saying so, with it a StoreError naming the redacted URI.
