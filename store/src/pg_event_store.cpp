@@ -151,7 +151,16 @@ void refuse_nul_metadata(const std::vector<StreamAppend>& batch) {
   }
 }
 
-thread_local int t_readers_held = 0;  // read connections this thread holds (of any store)
+// Read connections this thread holds, per store (a store's address while it lives): only a
+// thread already holding one of the same store may go past that store's pool limit.
+thread_local std::vector<std::pair<const void*, int>> t_readers_held;
+
+int& readers_held_of(const void* store) {
+  for (auto& [s, n] : t_readers_held) {
+    if (s == store) return n;
+  }
+  return t_readers_held.emplace_back(store, 0).second;
+}
 
 class PgEventStore final : public SqlEventStore {
  public:
@@ -914,9 +923,10 @@ class PgEventStore final : public SqlEventStore {
   }
 
   // Runs fn on a pooled read connection. The pool holds at most kMaxReaders connections; a
-  // thread already holding one (a read transaction's callback reading the store) gets another
-  // rather than waiting for itself. retry: fn is one read, run again (once) on a new connection
-  // when the server dropped the pooled one.
+  // thread already holding one of this store (a read transaction's callback reading the store)
+  // gets another rather than waiting for itself, so the store has at most kMaxReaders plus one
+  // per read nested that way open at once. retry: fn is one read, run again (once) on a new
+  // connection when the server dropped the pooled one.
   template <class Fn>
   void with_reader(const std::string& what, bool retry, Fn&& fn) const {
     std::unique_ptr<pg::Connection> c;
@@ -928,7 +938,7 @@ class PgEventStore final : public SqlEventStore {
           idle_readers_.pop_back();
           break;
         }
-        if (open_readers_ < kMaxReaders || t_readers_held > 0) {
+        if (open_readers_ < kMaxReaders || readers_held_of(this) > 0) {
           ++open_readers_;
           break;
         }
@@ -944,9 +954,14 @@ class PgEventStore final : public SqlEventStore {
       }
     }
     struct Held {
-      Held() noexcept { ++t_readers_held; }
-      ~Held() { --t_readers_held; }
-    } held;
+      const void* store;
+      explicit Held(const void* s) : store(s) { ++readers_held_of(store); }
+      ~Held() {
+        if (--readers_held_of(store) == 0) {
+          std::erase_if(t_readers_held, [&](const auto& e) { return e.first == store; });
+        }
+      }
+    } held(this);
     try {
       c->ensure_open(what);
       try {

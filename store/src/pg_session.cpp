@@ -314,6 +314,11 @@ class ServerCursor final : public SqlCursor {
   bool next(SqlRow& row) override {
     while (!batch_ || row_ >= PQntuples(batch_.get())) {
       if (done_) return false;
+      // The connection went back to the store (and may serve another thread, or be closed).
+      if (!*session_alive_) {
+        throw InvalidArgument(context_ + ": a cursor was used after its transaction ended; "
+                                         "read it inside the callback that opened it");
+      }
       batch_ = c_.exec(context_, "FETCH FORWARD " + std::to_string(fetch_) + " FROM " + name_);
       row_ = 0;
       if (PQntuples(batch_.get()) < fetch_) {
@@ -579,10 +584,25 @@ std::pair<int, Result> Connection::exec_prepared_pipelined(const std::string& wh
   for (std::size_t start = 0; start < sets.size(); start += kChunk) {
     const std::size_t end = std::min(sets.size(), start + kChunk);
     if (PQenterPipelineMode(conn_) != 1) throw_error(what, conn_, nullptr, busy_timeout_);
+    // Leaving pipeline mode fails while results are still pending (an error thrown before
+    // they were all read: a send or sync that failed, too many empty results). The connection
+    // would then stay in pipeline mode, where every later PQexec fails, and look healthy: it is
+    // made again instead (what was in its transaction is lost, and the caller is throwing).
     struct Exit {
-      PGconn* c;
-      ~Exit() { PQexitPipelineMode(c); }
-    } exit{conn_};
+      Connection& self;
+      ~Exit() {
+        if (PQexitPipelineMode(self.conn_) == 1) return;
+        self.prepared_.clear();
+        PQreset(self.conn_);
+        if (PQstatus(self.conn_) != CONNECTION_OK) return;  // reset again at its next use
+        try {
+          self.run_setup();
+        } catch (...) {
+          // A setup that failed leaves settings unknown: the next use makes it again.
+          PQreset(self.conn_);
+        }
+      }
+    } exit{*this};
     bool sent = true;
     for (std::size_t i = start; i < end && sent; ++i) {
       const Params& p = sets[i];

@@ -766,3 +766,19 @@ TEST_CASE("pg: a SET run in a transaction or hook does not move or break the sto
   CHECK(verify_log(*store).events == 2);
   CHECK(verify_log(*other).events == 1);
 }
+
+// Before the fix next() sent FETCH on a connection already back in the pool (a data race when
+// another thread had it, a use after free when the pool had closed it).
+TEST_CASE("pg: a cursor used after its transaction ended is an InvalidArgument", "[.pg]") {
+  auto store = open_sql_event_store(fresh_schema("annals_smoke_cursor_after"));
+  store->append("s", ExpectedVersion::no_stream(), make_events(3));
+  std::unique_ptr<SqlCursor> kept;
+  store->read_transaction([&](SqlSession& sql) {
+    kept = sql.open_cursor("SELECT position FROM annals_events ORDER BY position");
+  });
+  SqlRow row;
+  CHECK_THROWS_WITH(kept->next(row), Contains("cursor was used after its transaction ended"));
+  CHECK_THROWS_AS(kept->next(row), InvalidArgument);
+  kept.reset();
+  CHECK(store->read_all(1, 10).size() == 3);
+}
