@@ -346,22 +346,7 @@ class PgEventStore final : public SqlEventStore {
   void prepare_schema(const std::string& where) {
     pg::Connection& c = *writer_;
     try {
-      // Waits for another process creating the schema no longer than busy_timeout.
-      const auto ms = options_.busy_timeout.count();
-      if (ms == 0) {
-        Result got = c.exec(where, std::string("BEGIN; SELECT pg_try_advisory_xact_lock(") +
-                                       kSchemaLockKey + ")");
-        if (std::string_view(PQgetvalue(got.get(), 0, 0)) != "t") {
-          throw StoreError(where +
-                           ": another connection is creating or checking the store's schema "
-                           "(busy_timeout 0 ms), retry later");
-        }
-      } else {
-        c.exec(where, "BEGIN; SET LOCAL lock_timeout = '" + std::to_string(ms) +
-                          "ms'; SELECT pg_advisory_xact_lock(" + kSchemaLockKey + ")");
-      }
-      Result info = c.exec(
-          where,
+      const std::string info_sql =
           "SELECT current_schema(), current_setting('search_path'), "
           "current_setting('server_encoding'), "
           "EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON "
@@ -369,7 +354,30 @@ class PgEventStore final : public SqlEventStore {
           "'annals_events'), "
           "EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON "
           "n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relname = "
-          "'annals_meta')");
+          "'annals_meta')";
+      Result info = c.exec(where, "BEGIN; " + info_sql);
+      // A store whose tables are there already is only checked: it does not wait for the lock,
+      // which one connection creating a store in any schema of the database holds (the tables
+      // and their annals_meta rows are created in one transaction, so both are seen together).
+      const bool complete = std::string_view(PQgetvalue(info.get(), 0, 3)) == "t" &&
+                            std::string_view(PQgetvalue(info.get(), 0, 4)) == "t";
+      if (PQgetisnull(info.get(), 0, 0) == 0 && !complete) {
+        // Waits for another process creating a schema no longer than busy_timeout.
+        const auto ms = options_.busy_timeout.count();
+        if (ms == 0) {
+          Result got = c.exec(where, std::string("SELECT pg_try_advisory_xact_lock(") +
+                                         kSchemaLockKey + ")");
+          if (std::string_view(PQgetvalue(got.get(), 0, 0)) != "t") {
+            throw StoreError(where +
+                             ": another connection is creating or checking the store's schema "
+                             "(busy_timeout 0 ms), retry later");
+          }
+        } else {
+          c.exec(where, "SET LOCAL lock_timeout = '" + std::to_string(ms) +
+                            "ms'; SELECT pg_advisory_xact_lock(" + kSchemaLockKey + ")");
+        }
+        info = c.exec(where, info_sql);  // what the creator before us left
+      }
       if (PQgetisnull(info.get(), 0, 0) != 0) {
         throw StoreError(where + ": the connection's search_path '" +
                              printable(PQgetvalue(info.get(), 0, 1)) +

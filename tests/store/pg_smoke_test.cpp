@@ -782,3 +782,22 @@ TEST_CASE("pg: a cursor used after its transaction ended is an InvalidArgument",
   kept.reset();
   CHECK(store->read_all(1, 10).size() == 3);
 }
+
+// Creating a store takes one advisory lock for the whole database; a store whose tables are
+// there already is only checked at open, so it does not wait for another connection creating a
+// store elsewhere (before, a short busy_timeout made such an open fail now and then).
+TEST_CASE("pg: opening an existing store does not wait for the schema-creation lock", "[.pg]") {
+  const std::string existing = fresh_schema("annals_smoke_open_existing", "busy_timeout_ms=0");
+  (void)open_sql_event_store(existing);
+  const std::string empty = fresh_schema("annals_smoke_open_empty", "busy_timeout_ms=0");
+  PGconn* holder = PQconnectdb(server().c_str());
+  REQUIRE(PQstatus(holder) == CONNECTION_OK);
+  PGresult* r = PQexec(holder, "SELECT pg_advisory_lock(107126926175347)");  // kSchemaLockKey
+  const bool locked = PQresultStatus(r) == PGRES_TUPLES_OK;
+  PQclear(r);
+  CHECK(locked);
+  CHECK(open_sql_event_store(existing)->head_position() == 0);
+  CHECK_THROWS_WITH(open_sql_event_store(empty), Contains("another connection is creating"));
+  PQfinish(holder);
+  CHECK(open_sql_event_store(empty)->head_position() == 0);
+}
