@@ -273,9 +273,10 @@ std::string redact_url(std::string_view uri) {
   const auto scheme_end = uri.find("://");
   std::string out(uri.substr(0, scheme_end + 3));
   std::string_view rest = uri.substr(scheme_end + 3);
-  // libpq reads user:password@ before the first '/'; a raw '@' in the password would end it
-  // early, so everything up to the last '@' before the '/' is hidden after the first ':'.
-  const std::string_view authority = rest.substr(0, rest.find('/'));
+  // libpq reads user:password@ before the first '/', but a password written with a raw '@',
+  // '/' (or any other character) may hold either: everything after the first ':' up to the
+  // last '@' before the query is hidden. Hiding an '@' that belongs to the path is harmless.
+  const std::string_view authority = rest.substr(0, rest.find('?'));
   if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
     const std::string_view userinfo = authority.substr(0, at);
     if (const auto colon = userinfo.find(':'); colon != std::string_view::npos) {

@@ -76,21 +76,38 @@ CREATE TABLE annals_meta (
 );
 )sql";
 
-std::string columns_sql(const char* tail) {
-  return std::string("SELECT ") + kEventColumns + " FROM annals_events " + tail;
+// A quoted SQL identifier ("name", inner quotes doubled), as PQescapeIdentifier makes it.
+std::string quote_identifier(std::string_view name) {
+  std::string out = "\"";
+  for (const char c : name) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + '"';
 }
 
-const std::string kReadAllSql = columns_sql("WHERE position >= $1 ORDER BY position LIMIT $2");
-const std::string kReadStreamSql =
-    columns_sql("WHERE stream_id = $1 AND version >= $2 ORDER BY version LIMIT $3");
-constexpr const char* kHeadSql = "SELECT coalesce(max(position), 0) FROM annals_events";
-constexpr const char* kStreamVersionSql =
-    "SELECT max(version) FROM annals_events WHERE stream_id = $1";
-constexpr const char* kTailSql =
-    "SELECT position, recorded_at, hash FROM annals_events ORDER BY position DESC LIMIT 1";
-const std::string kInsertSql = std::string("INSERT INTO annals_events (") + kEventColumns +
-                               ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
-                               "$13, $14, $15)";
+// The store's own statements, naming its table by the schema found at open: a SET search_path
+// run later on a connection by a hook, a write or read transaction's callback cannot point them
+// at another schema's log.
+struct Statements {
+  explicit Statements(const std::string& schema)
+      : table(quote_identifier(schema) + ".annals_events"),
+        read_all(columns("WHERE position >= $1 ORDER BY position LIMIT $2")),
+        read_stream(columns("WHERE stream_id = $1 AND version >= $2 ORDER BY version LIMIT $3")),
+        head("SELECT coalesce(max(position), 0) FROM " + table),
+        stream_version("SELECT max(version) FROM " + table + " WHERE stream_id = $1"),
+        // The hash as hex text: independent of the session's bytea_output.
+        tail("SELECT position, recorded_at, encode(hash, 'hex') FROM " + table +
+             " ORDER BY position DESC LIMIT 1"),
+        insert("INSERT INTO " + table + " (" + kEventColumns +
+               ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)") {}
+
+  std::string columns(const char* tail_sql) const {
+    return std::string("SELECT ") + kEventColumns + " FROM " + table + " " + tail_sql;
+  }
+
+  std::string table, read_all, read_stream, head, stream_version, tail, insert;
+};
 
 std::int64_t sql_limit(std::size_t max_count) {
   return static_cast<std::int64_t>(std::min<std::size_t>(max_count, INT64_MAX));
@@ -134,7 +151,16 @@ void refuse_nul_metadata(const std::vector<StreamAppend>& batch) {
   }
 }
 
-thread_local int t_readers_held = 0;  // read connections this thread holds (of any store)
+// Read connections this thread holds, per store (a store's address while it lives): only a
+// thread already holding one of the same store may go past that store's pool limit.
+thread_local std::vector<std::pair<const void*, int>> t_readers_held;
+
+int& readers_held_of(const void* store) {
+  for (auto& [s, n] : t_readers_held) {
+    if (s == store) return n;
+  }
+  return t_readers_held.emplace_back(store, 0).second;
+}
 
 class PgEventStore final : public SqlEventStore {
  public:
@@ -202,7 +228,7 @@ class PgEventStore final : public SqlEventStore {
       p.add_text(stream_id);
       p.add_int(sql_from(from_version));
       p.add_int(sql_limit(max_count));
-      Result r = c.exec_prepared(what, "annals_read_stream", kReadStreamSql.c_str(), p);
+      Result r = c.exec_prepared(what, "annals_read_stream", sql_->read_stream.c_str(), p);
       const int rows = PQntuples(r.get());
       out.reserve(static_cast<std::size_t>(rows));
       for (int i = 0; i < rows; ++i) out.push_back(read_row(r.get(), i));
@@ -220,7 +246,7 @@ class PgEventStore final : public SqlEventStore {
       Params p;
       p.add_int(sql_from(from_position));
       p.add_int(sql_limit(max_count));
-      Result r = c.exec_prepared(what, "annals_read_all", kReadAllSql.c_str(), p);
+      Result r = c.exec_prepared(what, "annals_read_all", sql_->read_all.c_str(), p);
       const int rows = PQntuples(r.get());
       out.reserve(static_cast<std::size_t>(rows));
       for (int i = 0; i < rows; ++i) out.push_back(read_row(r.get(), i));
@@ -232,7 +258,7 @@ class PgEventStore final : public SqlEventStore {
     std::uint64_t head = 0;
     const std::string what = "head_position in " + context_;
     with_reader(what, [&](pg::Connection& c) {
-      Result r = c.exec_prepared(what, "annals_head", kHeadSql, Params{});
+      Result r = c.exec_prepared(what, "annals_head", sql_->head.c_str(), Params{});
       head = static_cast<std::uint64_t>(pg::binary_int(r.get(), 0, 0));
     });
     return head;
@@ -258,6 +284,7 @@ class PgEventStore final : public SqlEventStore {
     try {
       pg::Session session(*writer_, where);
       fn(session);
+      refuse_aborted(where, "the write transaction's callback");
       commit(where);
     } catch (...) {
       writer_->rollback_quietly();
@@ -272,7 +299,9 @@ class PgEventStore final : public SqlEventStore {
       try {
         pg::Session session(c, where);
         fn(session);
-        c.exec(where + ": commit", "COMMIT");
+        // Read only: nothing to commit. Rolling back also undoes a SET the callback ran, which
+        // would otherwise stay on the pooled connection for later readers.
+        c.exec(where + ": end", "ROLLBACK");
       } catch (...) {
         c.rollback_quietly();
         throw;
@@ -317,22 +346,7 @@ class PgEventStore final : public SqlEventStore {
   void prepare_schema(const std::string& where) {
     pg::Connection& c = *writer_;
     try {
-      // Waits for another process creating the schema no longer than busy_timeout.
-      const auto ms = options_.busy_timeout.count();
-      if (ms == 0) {
-        Result got = c.exec(where, std::string("BEGIN; SELECT pg_try_advisory_xact_lock(") +
-                                       kSchemaLockKey + ")");
-        if (std::string_view(PQgetvalue(got.get(), 0, 0)) != "t") {
-          throw StoreError(where +
-                           ": another connection is creating or checking the store's schema "
-                           "(busy_timeout 0 ms), retry later");
-        }
-      } else {
-        c.exec(where, "BEGIN; SET LOCAL lock_timeout = '" + std::to_string(ms) +
-                          "ms'; SELECT pg_advisory_xact_lock(" + kSchemaLockKey + ")");
-      }
-      Result info = c.exec(
-          where,
+      const std::string info_sql =
           "SELECT current_schema(), current_setting('search_path'), "
           "current_setting('server_encoding'), "
           "EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON "
@@ -340,7 +354,30 @@ class PgEventStore final : public SqlEventStore {
           "'annals_events'), "
           "EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON "
           "n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relname = "
-          "'annals_meta')");
+          "'annals_meta')";
+      Result info = c.exec(where, "BEGIN; " + info_sql);
+      // A store whose tables are there already is only checked: it does not wait for the lock,
+      // which one connection creating a store in any schema of the database holds (the tables
+      // and their annals_meta rows are created in one transaction, so both are seen together).
+      const bool complete = std::string_view(PQgetvalue(info.get(), 0, 3)) == "t" &&
+                            std::string_view(PQgetvalue(info.get(), 0, 4)) == "t";
+      if (PQgetisnull(info.get(), 0, 0) == 0 && !complete) {
+        // Waits for another process creating a schema no longer than busy_timeout.
+        const auto ms = options_.busy_timeout.count();
+        if (ms == 0) {
+          Result got = c.exec(where, std::string("SELECT pg_try_advisory_xact_lock(") +
+                                         kSchemaLockKey + ")");
+          if (std::string_view(PQgetvalue(got.get(), 0, 0)) != "t") {
+            throw StoreError(where +
+                             ": another connection is creating or checking the store's schema "
+                             "(busy_timeout 0 ms), retry later");
+          }
+        } else {
+          c.exec(where, "SET LOCAL lock_timeout = '" + std::to_string(ms) +
+                            "ms'; SELECT pg_advisory_xact_lock(" + kSchemaLockKey + ")");
+        }
+        info = c.exec(where, info_sql);  // what the creator before us left
+      }
       if (PQgetisnull(info.get(), 0, 0) != 0) {
         throw StoreError(where + ": the connection's search_path '" +
                              printable(PQgetvalue(info.get(), 0, 1)) +
@@ -349,6 +386,16 @@ class PgEventStore final : public SqlEventStore {
                          false);
       }
       schema_ = PQgetvalue(info.get(), 0, 0);
+      sql_.emplace(schema_);
+      // Every write transaction starts with the search_path the store opened with, whatever
+      // a SET of an earlier hook or callback left on the writer.
+      {
+        const std::string path = PQgetvalue(info.get(), 0, 1);
+        char* quoted = PQescapeLiteral(c.get(), path.c_str(), path.size());
+        if (quoted == nullptr) throw StoreError(where + ": cannot quote the search_path", false);
+        set_search_path_ = std::string("SET LOCAL search_path = ") + quoted;
+        PQfreemem(quoted);
+      }
       const std::string encoding = PQgetvalue(info.get(), 0, 2);
       if (encoding != "UTF8") {
         throw StoreError(where + ": the database's encoding is " + printable(encoding) +
@@ -421,9 +468,10 @@ class PgEventStore final : public SqlEventStore {
   // now: nothing was started, so it is reconnected and the BEGIN runs once more.
   Result begin_locked(const std::string& where, const std::string& then = {}) {
     const auto ms = options_.busy_timeout.count();
-    std::string sql = ms == 0 ? std::string("BEGIN; LOCK TABLE annals_events IN EXCLUSIVE MODE NOWAIT")
-                              : "BEGIN; SET LOCAL lock_timeout = '" + std::to_string(ms) +
-                                    "ms'; LOCK TABLE annals_events IN EXCLUSIVE MODE";
+    std::string sql = "BEGIN; " + set_search_path_ + "; ";
+    sql += ms == 0 ? "LOCK TABLE " + sql_->table + " IN EXCLUSIVE MODE NOWAIT"
+                   : "SET LOCAL lock_timeout = '" + std::to_string(ms) + "ms'; LOCK TABLE " +
+                         sql_->table + " IN EXCLUSIVE MODE";
     if (!then.empty()) sql += "; " + then;
     return begin_reconnecting(*writer_, where, sql);
   }
@@ -450,9 +498,29 @@ class PgEventStore final : public SqlEventStore {
     }
   }
 
+  // A statement that failed inside the writer's transaction aborts it on PostgreSQL (unlike
+  // SQLite), even when the hook or callback that ran it caught the error; a COMMIT would then
+  // roll back and still answer "OK". So the call fails instead of reporting writes that were
+  // never made. Not transient: running the same code again fails the same way.
+  void refuse_aborted(const std::string& where, const char* who) const {
+    if (PQtransactionStatus(writer_->get()) != PQTRANS_INERROR) return;
+    throw StoreError(where + ": a statement run by " + who +
+                         " failed and its error was caught; on PostgreSQL a failed statement "
+                         "aborts the whole transaction, so it was rolled back and nothing was "
+                         "written (run a statement that may fail inside a SAVEPOINT and roll "
+                         "back to it, or let the error propagate)",
+                     false);
+  }
+
   void commit(const std::string& where) {
     Result r(PQexec(writer_->get(), "COMMIT"));
-    if (PQresultStatus(r.get()) == PGRES_COMMAND_OK) return;
+    if (PQresultStatus(r.get()) == PGRES_COMMAND_OK) {
+      // COMMIT of an aborted transaction rolls back and answers with the tag ROLLBACK.
+      if (std::string_view(PQcmdStatus(r.get())) == "COMMIT") return;
+      throw StoreError(where + ": the server rolled the transaction back at COMMIT (a statement "
+                               "in it had failed); nothing was written",
+                       false);
+    }
     if (PQstatus(writer_->get()) == CONNECTION_BAD) {
       // The server may or may not have committed before the connection went: retrying could
       // write the events twice, so this is not transient.
@@ -472,7 +540,7 @@ class PgEventStore final : public SqlEventStore {
     EventHash hash{};  // the chain starts from 32 zero bytes
   };
 
-  // The tail from kTailSql's text-format result (it runs in begin_locked's round trip).
+  // The tail from Statements::tail's text-format result (it runs in begin_locked's round trip).
   static Tail tail_from_text(const PGresult* r) {
     Tail tail;
     if (PQntuples(r) != 1) return tail;
@@ -483,13 +551,13 @@ class PgEventStore final : public SqlEventStore {
     std::from_chars(t.data(), t.data() + t.size(), recorded_at);
     tail.position = static_cast<std::uint64_t>(position);
     tail.recorded_at = from_micros(recorded_at);
-    // bytea in hex output: "\x" then two digits a byte.
+    // encode(hash, 'hex'): two lower-case digits a byte.
     const auto digit = [](char c) {
       return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
     };
-    bool ok = hash.size() == 2 + 2 * tail.hash.size() && hash.starts_with("\\x");
+    bool ok = hash.size() == 2 * tail.hash.size();
     for (std::size_t i = 0; ok && i < tail.hash.size(); ++i) {
-      const int hi = digit(hash[2 + 2 * i]), lo = digit(hash[3 + 2 * i]);
+      const int hi = digit(hash[2 * i]), lo = digit(hash[2 * i + 1]);
       ok = hi >= 0 && lo >= 0;
       tail.hash[i] = static_cast<std::uint8_t>(hi * 16 + lo);
     }
@@ -501,12 +569,11 @@ class PgEventStore final : public SqlEventStore {
     return tail;
   }
 
-  static std::optional<std::uint64_t> read_stream_version(pg::Connection& c,
-                                                          const std::string& what,
-                                                          std::string_view stream_id) {
+  std::optional<std::uint64_t> read_stream_version(pg::Connection& c, const std::string& what,
+                                                   std::string_view stream_id) const {
     Params p;
     p.add_text(stream_id);
-    Result r = c.exec_prepared(what, "annals_stream_version", kStreamVersionSql, p);
+    Result r = c.exec_prepared(what, "annals_stream_version", sql_->stream_version.c_str(), p);
     if (PQgetisnull(r.get(), 0, 0) != 0) return std::nullopt;
     return static_cast<std::uint64_t>(pg::binary_int(r.get(), 0, 0));
   }
@@ -625,7 +692,7 @@ class PgEventStore final : public SqlEventStore {
     Tail tail;
     try {
       writer_->ensure_open("begin");
-      const Result head = begin_locked("begin", kTailSql);
+      const Result head = begin_locked("begin", sql_->tail);
       tail = tail_from_text(head.get());
     } catch (const StoreError& e) {
       writer_->rollback_quietly();
@@ -778,6 +845,7 @@ class PgEventStore final : public SqlEventStore {
     if (!hooks.empty()) {
       pg::Session session(*writer_, where);
       for (const auto& hook : hooks) hook->on_append(session, r.appended);
+      refuse_aborted(where, "an append hook");
     }
   }
 
@@ -813,7 +881,7 @@ class PgEventStore final : public SqlEventStore {
     sets.reserve(events.size());
     for (std::size_t i = 0; i < events.size(); ++i) sets.push_back(insert_params(events[i], ids[i]));
     auto [failed, r] =
-        writer_->exec_prepared_pipelined(where, "annals_insert", kInsertSql.c_str(), sets);
+        writer_->exec_prepared_pipelined(where, "annals_insert", sql_->insert.c_str(), sets);
     if (failed < 0) return;
     if (pg::sqlstate(r.get()) == "23505") {
       const char* constraint = PQresultErrorField(r.get(), PG_DIAG_CONSTRAINT_NAME);
@@ -863,9 +931,10 @@ class PgEventStore final : public SqlEventStore {
   }
 
   // Runs fn on a pooled read connection. The pool holds at most kMaxReaders connections; a
-  // thread already holding one (a read transaction's callback reading the store) gets another
-  // rather than waiting for itself. retry: fn is one read, run again (once) on a new connection
-  // when the server dropped the pooled one.
+  // thread already holding one of this store (a read transaction's callback reading the store)
+  // gets another rather than waiting for itself, so the store has at most kMaxReaders plus one
+  // per read nested that way open at once. retry: fn is one read, run again (once) on a new
+  // connection when the server dropped the pooled one.
   template <class Fn>
   void with_reader(const std::string& what, bool retry, Fn&& fn) const {
     std::unique_ptr<pg::Connection> c;
@@ -877,7 +946,7 @@ class PgEventStore final : public SqlEventStore {
           idle_readers_.pop_back();
           break;
         }
-        if (open_readers_ < kMaxReaders || t_readers_held > 0) {
+        if (open_readers_ < kMaxReaders || readers_held_of(this) > 0) {
           ++open_readers_;
           break;
         }
@@ -893,9 +962,14 @@ class PgEventStore final : public SqlEventStore {
       }
     }
     struct Held {
-      Held() noexcept { ++t_readers_held; }
-      ~Held() { --t_readers_held; }
-    } held;
+      const void* store;
+      explicit Held(const void* s) : store(s) { ++readers_held_of(store); }
+      ~Held() {
+        if (--readers_held_of(store) == 0) {
+          std::erase_if(t_readers_held, [&](const auto& e) { return e.first == store; });
+        }
+      }
+    } held(this);
     try {
       c->ensure_open(what);
       try {
@@ -939,6 +1013,8 @@ class PgEventStore final : public SqlEventStore {
   const std::string context_;
   const StoreOptions options_;
   std::string schema_;  // current_schema() at open
+  std::optional<Statements> sql_;  // set at open, naming schema_
+  std::string set_search_path_;    // SET LOCAL of the search_path at open
 
   // Guards writer_ and hooks_.
   std::mutex write_mutex_;

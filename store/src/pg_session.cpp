@@ -33,6 +33,55 @@ std::string trimmed(const char* message) {
   return s;
 }
 
+// The texts a connection message must not quote: the password option libpq parsed, and the
+// password of a URL's user:PASSWORD@ as redact_store_uri finds it (after the first ':' up to
+// the last '@' before the '?'), whole and in its pieces between '/', '@' and ':' (with a raw '/'
+// in it libpq reads parts of it as the port or the database name, and quotes them), of three
+// characters or more.
+std::vector<std::string> secrets_of(const std::string& conninfo, const PQconninfoOption* parsed) {
+  std::vector<std::string> secrets;
+  for (const PQconninfoOption* o = parsed; o != nullptr && o->keyword != nullptr; ++o) {
+    if (std::strcmp(o->keyword, "password") == 0 && o->val != nullptr && *o->val != '\0') {
+      secrets.emplace_back(o->val);
+    }
+  }
+  const std::string_view all(conninfo);
+  const auto scheme_end = all.find("://");
+  if (scheme_end != std::string_view::npos && all.substr(0, scheme_end).starts_with("postgres")) {
+    const std::string_view rest = all.substr(scheme_end + 3);
+    const std::string_view authority = rest.substr(0, rest.find('?'));
+    const auto at = authority.rfind('@');
+    const auto colon = authority.find(':');
+    if (at != std::string_view::npos && colon < at) {
+      const std::string_view secret = authority.substr(colon + 1, at - colon - 1);
+      if (!secret.empty()) secrets.emplace_back(secret);
+      std::size_t start = 0;
+      for (std::size_t i = 0; i <= secret.size(); ++i) {
+        if (i == secret.size() || secret[i] == '/' || secret[i] == '@' || secret[i] == ':') {
+          // Pieces of one or two characters would garble the message more than they hide.
+          if (i - start >= 3 && i - start < secret.size()) {
+            secrets.emplace_back(secret.substr(start, i - start));
+          }
+          start = i + 1;
+        }
+      }
+    }
+  }
+  // Longest first, so that a piece never leaves the rest of a longer secret behind.
+  std::sort(secrets.begin(), secrets.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  return secrets;
+}
+
+std::string scrubbed(std::string message, const std::vector<std::string>& secrets) {
+  for (const std::string& secret : secrets) {
+    for (auto at = message.find(secret); at != std::string::npos; at = message.find(secret, at + 3)) {
+      message.replace(at, secret.size(), "***");
+    }
+  }
+  return message;
+}
+
 bool is_transient(const std::string& state) {
   // Class 08 is connection trouble, except 08P01 (a protocol violation: retrying cannot help).
   return (state.starts_with("08") && state != "08P01") || state.starts_with("53") ||
@@ -265,6 +314,11 @@ class ServerCursor final : public SqlCursor {
   bool next(SqlRow& row) override {
     while (!batch_ || row_ >= PQntuples(batch_.get())) {
       if (done_) return false;
+      // The connection went back to the store (and may serve another thread, or be closed).
+      if (!*session_alive_) {
+        throw InvalidArgument(context_ + ": a cursor was used after its transaction ended; "
+                                         "read it inside the callback that opened it");
+      }
       batch_ = c_.exec(context_, "FETCH FORWARD " + std::to_string(fetch_) + " FROM " + name_);
       row_ = 0;
       if (PQntuples(batch_.get()) < fetch_) {
@@ -403,10 +457,35 @@ std::string_view binary_bytes(const PGresult* r, int row, int column) {
 Connection::Connection(const std::string& conninfo, std::string label, std::string setup,
                        std::chrono::milliseconds busy_timeout)
     : label_(std::move(label)), setup_(std::move(setup)), busy_timeout_(busy_timeout) {
+  // libpq's message for a connection string it cannot parse quotes the offending text, which
+  // may be the password or the whole URI: it is checked first, and that message not shown.
+  // A string that does not parse is the caller's mistake, not a server condition.
+  char* parse_error = nullptr;
+  PQconninfoOption* parsed = PQconninfoParse(conninfo.c_str(), &parse_error);
+  if (parsed == nullptr) {
+    const bool out_of_memory = parse_error == nullptr;
+    PQfreemem(parse_error);
+    if (out_of_memory) throw StoreError(label_ + ": libpq ran out of memory parsing the connection string");
+    throw InvalidArgument(label_ +
+                          ": libpq cannot parse the connection string (a bad percent-escape, "
+                          "port, bracketed IPv6 host, quoting or an unknown keyword?); libpq's "
+                          "own message is not shown because it may quote the password");
+  }
+  std::vector<std::string> secrets;
+  try {
+    secrets = secrets_of(conninfo, parsed);
+  } catch (...) {
+    PQconninfoFree(parsed);
+    throw;
+  }
+  PQconninfoFree(parsed);
+  // After a good parse libpq's connection errors name the host, port, user and database, never
+  // the connection string; a port or database name that is really a piece of a URL password
+  // with a raw '/' in it is hidden all the same.
   conn_ = PQconnectdb(conninfo.c_str());
   if (conn_ == nullptr) throw StoreError(label_ + ": libpq could not allocate a connection");
   if (PQstatus(conn_) != CONNECTION_OK) {
-    const std::string message = trimmed(PQerrorMessage(conn_));
+    const std::string message = scrubbed(trimmed(PQerrorMessage(conn_)), secrets);
     PQfinish(conn_);
     conn_ = nullptr;
     throw StoreError(label_ + ": cannot connect: " + printable(message, 1024));
@@ -505,10 +584,25 @@ std::pair<int, Result> Connection::exec_prepared_pipelined(const std::string& wh
   for (std::size_t start = 0; start < sets.size(); start += kChunk) {
     const std::size_t end = std::min(sets.size(), start + kChunk);
     if (PQenterPipelineMode(conn_) != 1) throw_error(what, conn_, nullptr, busy_timeout_);
+    // Leaving pipeline mode fails while results are still pending (an error thrown before
+    // they were all read: a send or sync that failed, too many empty results). The connection
+    // would then stay in pipeline mode, where every later PQexec fails, and look healthy: it is
+    // made again instead (what was in its transaction is lost, and the caller is throwing).
     struct Exit {
-      PGconn* c;
-      ~Exit() { PQexitPipelineMode(c); }
-    } exit{conn_};
+      Connection& self;
+      ~Exit() {
+        if (PQexitPipelineMode(self.conn_) == 1) return;
+        self.prepared_.clear();
+        PQreset(self.conn_);
+        if (PQstatus(self.conn_) != CONNECTION_OK) return;  // reset again at its next use
+        try {
+          self.run_setup();
+        } catch (...) {
+          // A setup that failed leaves settings unknown: the next use makes it again.
+          PQreset(self.conn_);
+        }
+      }
+    } exit{*this};
     bool sent = true;
     for (std::size_t i = start; i < end && sent; ++i) {
       const Params& p = sets[i];

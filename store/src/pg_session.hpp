@@ -74,8 +74,9 @@ class Params {
 // One libpq connection. Not thread-safe: the store lends each to one thread at a time.
 class Connection {
  public:
-  // Connects (StoreError naming `label` and libpq's message on failure) and runs `setup`
-  // (SET statements) on it, again after every reconnection.
+  // Connects (StoreError naming `label` and libpq's message on failure; InvalidArgument naming
+  // `label` only, for a connection string libpq cannot parse) and runs `setup` (SET statements)
+  // on it, again after every reconnection.
   Connection(const std::string& conninfo, std::string label, std::string setup,
              std::chrono::milliseconds busy_timeout);
   ~Connection();

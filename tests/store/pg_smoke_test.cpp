@@ -620,3 +620,184 @@ TEST_CASE("pg: stores opening an empty schema at once create it once", "[.pg]") 
   CHECK(store->head_position() == 6);
   CHECK(verify_log(*store).events == 6);
 }
+
+namespace {
+// Swallows a failing statement in on_append for streams named "bad...": PostgreSQL aborts the
+// transaction all the same. Appends to "hold" wait until `wait_for` appends are queued.
+struct Swallow : AppendHook {
+  SqlEventStore* store = nullptr;
+  std::size_t wait_for = 0;
+  std::atomic<bool> holding{false};
+  std::atomic<int> commits{0}, rollbacks{0};
+  void on_append(SqlSession& sql, const std::vector<RecordedEvent>& appended) override {
+    const std::string& stream = appended.front().stream_id;
+    if (stream.starts_with("bad")) {
+      try {
+        sql.execute("SELECT 1/0");
+      } catch (const StoreError&) {
+      }
+    }
+    if (stream == "hold") {
+      holding = true;
+      while (store->group_commit_stats().queued < wait_for) std::this_thread::yield();
+    }
+  }
+  void on_commit(const std::vector<RecordedEvent>&) noexcept override { ++commits; }
+  void on_rollback(const std::vector<RecordedEvent>&) noexcept override { ++rollbacks; }
+};
+}  // namespace
+
+// Before the fix COMMIT of the aborted transaction answered ROLLBACK with status OK and the
+// append was acknowledged with positions that were never written.
+TEST_CASE("pg: a hook or callback that caught a failed statement fails its append or transaction",
+          "[.pg]") {
+  SECTION("an append alone") {
+    auto store = open_sql_event_store(fresh_schema("annals_smoke_swallow1"));
+    auto hook = std::make_shared<Swallow>();
+    store->add_append_hook(hook);
+    store->append("ok", ExpectedVersion::any(), make_events(1));
+    std::vector<std::uint64_t> heard;
+    store->add_commit_listener([&](std::uint64_t head) { heard.push_back(head); });
+    try {
+      store->append("bad", ExpectedVersion::any(), make_events(2));
+      FAIL("the append was acknowledged");
+    } catch (const StoreError& e) {
+      CHECK_FALSE(e.transient());
+      CHECK_THAT(e.what(), Contains("append to bad") && Contains("an append hook failed") &&
+                               Contains("nothing was written"));
+    }
+    CHECK(hook->commits == 1);
+    CHECK(hook->rollbacks == 1);
+    CHECK(heard.empty());
+    CHECK(store->head_position() == 1);
+    CHECK_FALSE(store->stream_version("bad").has_value());
+    CHECK(store->append("ok", ExpectedVersion::exactly(1), make_events(1)).last_position == 2);
+    CHECK(verify_log(*store).events == 2);
+  }
+  SECTION("one append of a group of two") {
+    auto store = open_sql_event_store(fresh_schema("annals_smoke_swallow2", "group_commit=on"));
+    auto hook = std::make_shared<Swallow>();
+    hook->store = store.get();
+    hook->wait_for = 2;
+    store->add_append_hook(hook);
+    std::thread leader([&] { store->append("hold", ExpectedVersion::no_stream(), make_events(1)); });
+    while (!hook->holding) std::this_thread::yield();
+    std::string bad_error = "(none)";
+    bool bad_transient = true;
+    std::thread bad([&] {
+      try {
+        store->append("bad", ExpectedVersion::no_stream(), make_events(2));
+      } catch (const StoreError& e) {
+        bad_error = e.what();
+        bad_transient = e.transient();
+      }
+    });
+    std::thread good([&] { store->append("good", ExpectedVersion::no_stream(), make_events(2)); });
+    leader.join();
+    bad.join();
+    good.join();
+    CHECK_THAT(bad_error, Contains("append to bad") && Contains("nothing was written"));
+    CHECK_FALSE(bad_transient);
+    CHECK(store->group_commit_stats().max_group == 2);
+    CHECK(hook->commits == 2);
+    CHECK(hook->rollbacks == 1);
+    CHECK(store->head_position() == 3);
+    CHECK(store->stream_version("good") == 2u);
+    CHECK_FALSE(store->stream_version("bad").has_value());
+    CHECK(verify_log(*store).events == 3);
+  }
+  SECTION("a write transaction") {
+    auto store = open_sql_event_store(fresh_schema("annals_smoke_swallow3"));
+    store->write_transaction([](SqlSession& sql) { sql.execute("CREATE TABLE t (k INT PRIMARY KEY)"); });
+    try {
+      store->write_transaction([](SqlSession& sql) {
+        sql.execute("INSERT INTO t VALUES (1)");
+        try {
+          sql.execute("INSERT INTO t VALUES (1)");
+        } catch (const StoreError&) {
+        }
+      });
+      FAIL("write_transaction returned normally");
+    } catch (const StoreError& e) {
+      CHECK_FALSE(e.transient());
+      CHECK_THAT(e.what(), Contains("callback failed") && Contains("nothing was written"));
+    }
+    std::int64_t rows = -1;
+    store->write_transaction([&](SqlSession& sql) {
+      sql.execute("INSERT INTO t VALUES (2)");
+      rows = sql.query("SELECT count(*) FROM t").front().integer(0);
+    });
+    CHECK(rows == 1);
+  }
+}
+
+// Before the fix the store's statements named annals_events through the session's search_path
+// and read the tail's hash in bytea_output's format: a SET left on the writer by a write
+// transaction sent later appends to another schema's log, or failed them as "damaged hash".
+TEST_CASE("pg: a SET run in a transaction or hook does not move or break the store's log",
+          "[.pg]") {
+  auto other = open_sql_event_store(fresh_schema("annals_smoke_set_other"));
+  other->append("theirs", ExpectedVersion::no_stream(), make_events(1));
+  auto store = open_sql_event_store(fresh_schema("annals_smoke_set"));
+  store->append("mine", ExpectedVersion::no_stream(), make_events(1));
+  store->write_transaction([](SqlSession& sql) {
+    sql.execute("SET search_path = annals_smoke_set_other");
+    sql.execute("SET bytea_output = escape");
+  });
+  CHECK(store->append("mine", ExpectedVersion::exactly(1), make_events(1)).last_position == 2);
+  // A write transaction starts with the store's search_path again.
+  store->write_transaction([](SqlSession& sql) {
+    CHECK(sql.query("SELECT count(*) FROM annals_events").front().integer(0) == 2);
+  });
+  // A pooled reader whose read transaction ran SET reads this store's log afterwards.
+  store->read_transaction([](SqlSession& sql) {
+    sql.execute("SET search_path = annals_smoke_set_other");
+    CHECK(sql.query("SELECT count(*) FROM annals_events").front().integer(0) == 1);
+  });
+  store->read_transaction([](SqlSession& sql) {
+    CHECK(sql.query("SELECT count(*) FROM annals_events").front().integer(0) == 2);
+  });
+  CHECK(store->head_position() == 2);
+  CHECK(store->read_all(1, 10).size() == 2);
+  CHECK(store->stream_version("mine") == 2u);
+  CHECK_FALSE(store->stream_version("theirs").has_value());
+  CHECK(other->head_position() == 1);
+  CHECK_FALSE(other->stream_version("mine").has_value());
+  CHECK(verify_log(*store).events == 2);
+  CHECK(verify_log(*other).events == 1);
+}
+
+// Before the fix next() sent FETCH on a connection already back in the pool (a data race when
+// another thread had it, a use after free when the pool had closed it).
+TEST_CASE("pg: a cursor used after its transaction ended is an InvalidArgument", "[.pg]") {
+  auto store = open_sql_event_store(fresh_schema("annals_smoke_cursor_after"));
+  store->append("s", ExpectedVersion::no_stream(), make_events(3));
+  std::unique_ptr<SqlCursor> kept;
+  store->read_transaction([&](SqlSession& sql) {
+    kept = sql.open_cursor("SELECT position FROM annals_events ORDER BY position");
+  });
+  SqlRow row;
+  CHECK_THROWS_WITH(kept->next(row), Contains("cursor was used after its transaction ended"));
+  CHECK_THROWS_AS(kept->next(row), InvalidArgument);
+  kept.reset();
+  CHECK(store->read_all(1, 10).size() == 3);
+}
+
+// Creating a store takes one advisory lock for the whole database; a store whose tables are
+// there already is only checked at open, so it does not wait for another connection creating a
+// store elsewhere (before, a short busy_timeout made such an open fail now and then).
+TEST_CASE("pg: opening an existing store does not wait for the schema-creation lock", "[.pg]") {
+  const std::string existing = fresh_schema("annals_smoke_open_existing", "busy_timeout_ms=0");
+  (void)open_sql_event_store(existing);
+  const std::string empty = fresh_schema("annals_smoke_open_empty", "busy_timeout_ms=0");
+  PGconn* holder = PQconnectdb(server().c_str());
+  REQUIRE(PQstatus(holder) == CONNECTION_OK);
+  PGresult* r = PQexec(holder, "SELECT pg_advisory_lock(107126926175347)");  // kSchemaLockKey
+  const bool locked = PQresultStatus(r) == PGRES_TUPLES_OK;
+  PQclear(r);
+  CHECK(locked);
+  CHECK(open_sql_event_store(existing)->head_position() == 0);
+  CHECK_THROWS_WITH(open_sql_event_store(empty), Contains("another connection is creating"));
+  PQfinish(holder);
+  CHECK(open_sql_event_store(empty)->head_position() == 0);
+}

@@ -106,6 +106,11 @@ TEST_CASE("passwords never appear in messages", "[store][uri][postgresql]") {
         "postgresql://ann:***@db/x?password=***&sslmode=require");
   CHECK(redact_store_uri("postgres://ann@db/x") == "postgres://ann@db/x");
   CHECK(redact_store_uri("postgresql://ann:p@ss@db/x") == "postgresql://ann:***@db/x");
+  // A raw '/' in the password: the authority is not cut there (review 7, M3).
+  CHECK(redact_store_uri("postgresql://user:sec/retpw@localhost/db") ==
+        "postgresql://user:***@localhost/db");
+  CHECK(redact_store_uri("postgresql://user:sec/retpw@localhost/db?sslmode=require") ==
+        "postgresql://user:***@localhost/db?sslmode=require");
   CHECK(redact_store_uri("host=h password=s3cret dbname=x") == "host=h password=*** dbname=x");
   CHECK(redact_store_uri("host=h password = 'a b' dbname=x") == "host=h password = *** dbname=x");
   CHECK(redact_store_uri("host=h password='unterminated") == "host=h password=***");
@@ -124,6 +129,35 @@ TEST_CASE("passwords never appear in messages", "[store][uri][postgresql]") {
     } catch (const InvalidArgument& e) {
       CHECK_THAT(e.what(), !Contains("s3cret") && Contains("***"));
     }
+  }
+}
+
+// libpq quotes the offending text of a connection string it cannot parse (review 7, M2): such a
+// string is an InvalidArgument naming the redacted URI, never libpq's text. No connection is
+// tried, so no server is needed.
+TEST_CASE("a connection string libpq cannot parse is InvalidArgument and shows no password",
+          "[store][uri][postgresql]") {
+  for (const std::string uri : {"postgresql://user:pa%zzword@localhost/db",
+                                "postgresql://user:secretpw@[::1/db"}) {
+    INFO(uri);
+    try {
+      (void)open_event_store(uri);
+      FAIL("opened");
+    } catch (const InvalidArgument& e) {
+      CHECK_THAT(e.what(), !Contains("zzword") && !Contains("secretpw") && Contains("user:***@"));
+    }
+  }
+}
+
+// libpq reads "user:sec" of this URI as host and port and fails on the port "sec", quoting it
+// (review 7, M3): neither the label nor libpq's message shows any piece of the password.
+TEST_CASE("a raw '/' in a URL password is hidden in the open error", "[store][uri][postgresql]") {
+  try {
+    (void)open_event_store("postgresql://user:sec/retpw@localhost/db");
+    FAIL("opened");
+  } catch (const std::exception& e) {
+    CHECK_THAT(e.what(), Contains("postgresql://user:***@localhost/db") && !Contains("retpw") &&
+                             !Contains("\"sec\""));
   }
 }
 
