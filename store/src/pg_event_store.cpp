@@ -38,8 +38,10 @@ using pg::Result;
 
 constexpr int kSchemaVersion = 1;  // annals_meta's schema_version of the databases this build writes
 constexpr const char* kApplication = "annals";
-// pg_advisory_xact_lock key serializing schema creation: "annals" in ASCII.
-constexpr const char* kSchemaLockKey = "107126926175347";  // 0x616e6e616c73
+// pg_advisory_xact_lock keys serializing schema creation, one lock per schema: "anna" in ASCII
+// and the hash of the schema's name, so stores created in different schemas at once (tests,
+// tenants) do not wait for each other.
+constexpr const char* kSchemaLockKey = "1634627169, hashtext(current_schema())";  // 0x616e6e61
 constexpr std::size_t kMaxReaders = 4;
 
 constexpr const char* kSchema = R"sql(
