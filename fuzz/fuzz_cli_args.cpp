@@ -93,8 +93,17 @@ void fuzz_target(const std::vector<std::string>& f) {
   try {
     uri = store_uri(target);
   } catch (const InvalidArgument&) {
-    if (target.db.empty() != target.uri.empty()) fail("refused exactly one of --db and --uri");
+    // Refused: both, neither, or a PostgreSQL URI given to --db (which takes a file only).
+    const bool postgres_db = target.uri.empty() && (target.db.starts_with("postgresql://") ||
+                                                    target.db.starts_with("postgres://"));
+    if (target.db.empty() != target.uri.empty() && !postgres_db) {
+      fail("refused exactly one of --db and --uri");
+    }
     return;
+  }
+  if (target.uri.empty() &&
+      (target.db.starts_with("postgresql://") || target.db.starts_with("postgres://"))) {
+    fail("accepted a PostgreSQL URI as --db");
   }
   if (target.db.empty() == target.uri.empty()) fail("accepted both or neither of --db and --uri");
   const auto file = sqlite_file(uri);

@@ -328,12 +328,15 @@ std::string redact_keywords(std::string_view text) {
     while (i < text.size() && is_space(text[i])) ++i;
     const std::size_t value_start = i;
     std::string value;
-    if (i < text.size() && text[i] == '\'') {
+    const bool quoted = i < text.size() && text[i] == '\'';
+    std::size_t value_end = 0;  // of a quoted value: where its closing quote is (or the end)
+    if (quoted) {
       ++i;
       while (i < text.size() && text[i] != '\'') {
         if (text[i] == '\\' && i + 1 < text.size()) ++i;
         value += text[i++];
       }
+      value_end = i;
       if (i < text.size()) ++i;
     } else {
       while (i < text.size() && !is_space(text[i])) {
@@ -347,6 +350,12 @@ std::string redact_keywords(std::string_view text) {
       // A quoted value may run straight into the next keyword: keep them apart, or the next
       // keyword would read as part of the password when the text is redacted again.
       if (i < text.size() && !is_space(text[i])) out += ' ';
+    } else if (is_postgres_url(value) && quoted) {
+      // Only the inside of the quotes is the URL: its last query value must not take the
+      // closing quote with it, or the next keyword would join the value when redacted again.
+      out += '\'';
+      out += redact_url(text.substr(value_start + 1, value_end - value_start - 1));
+      out += text.substr(value_end, i - value_end);
     } else if (is_postgres_url(value)) {
       out += redact_url(text.substr(value_start, i - value_start));
     } else {

@@ -118,6 +118,12 @@ TEST_CASE("passwords never appear in messages", "[store][uri][postgresql]") {
   CHECK(redact_store_uri("password='a b'dbname=x") == "password=*** dbname=x");
   CHECK(redact_store_uri("password=*** dbname=x") == "password=*** dbname=x");
   CHECK(redact_store_uri("sqlite:/x.db") == "sqlite:/x.db");
+  // A quoted keyword value that is a URL ending in ?password=: the closing quote stays, so the
+  // next keyword stays out of the value and redacting again changes nothing (fuzz_store_uri).
+  const std::string nested = "host=h service='postgresql://u:pw@db/x?password=s3cret' payload=json";
+  CHECK(redact_store_uri(nested) ==
+        "host=h service='postgresql://u:***@db/x?password=***' payload=json");
+  CHECK(redact_store_uri(redact_store_uri(nested)) == redact_store_uri(nested));
   for (const std::string uri : {"postgresql://ann:s3cret@db/x?payload=xml",
                                 "host=h password=s3cret payload=xml",
                                 "host=h password=s3cret payload=json payload=json",
