@@ -395,7 +395,9 @@ class PgEventStore final : public SqlEventStore {
         const std::string path = PQgetvalue(info.get(), 0, 1);
         char* quoted = PQescapeLiteral(c.get(), path.c_str(), path.size());
         if (quoted == nullptr) throw StoreError(where + ": cannot quote the search_path", false);
-        set_search_path_ = std::string("SET LOCAL search_path = ") + quoted;
+        // set_config takes the setting's text as a list, as the server reads it from options
+        // ("$user", public); SET LOCAL search_path = '<text>' would take it as one name.
+        set_search_path_ = std::string("SELECT set_config('search_path', ") + quoted + ", true)";
         PQfreemem(quoted);
       }
       const std::string encoding = PQgetvalue(info.get(), 0, 2);
@@ -1016,7 +1018,7 @@ class PgEventStore final : public SqlEventStore {
   const StoreOptions options_;
   std::string schema_;  // current_schema() at open
   std::optional<Statements> sql_;  // set at open, naming schema_
-  std::string set_search_path_;    // SET LOCAL of the search_path at open
+  std::string set_search_path_;    // sets the search_path at open again, for one transaction
 
   // Guards writer_ and hooks_.
   std::mutex write_mutex_;

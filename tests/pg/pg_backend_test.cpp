@@ -807,3 +807,23 @@ TEST_CASE("pg: opening an existing store does not wait for the schema-creation l
   PQfinish(holder);
   CHECK(open_sql_event_store(empty)->head_position() == 0);
 }
+
+TEST_CASE("pg: a search_path of several schemas, like the default one, works for every write",
+          "[pg]") {
+  // The default search_path is "$user", public: a list. Setting it back at each transaction's
+  // start must keep it a list, or CREATE TABLE finds no schema to create in (3F000).
+  const std::string uri = fresh_schema("annals_smoke_path_list");
+  const std::string listed = uri.substr(0, uri.rfind(" options=")) +
+                             " options=-csearch_path=annals_smoke_path_list,public";
+  auto store = open_sql_event_store(listed);
+  store->append("a", ExpectedVersion::no_stream(), make_events(2));
+  store->write_transaction([](SqlSession& sql) {
+    sql.execute_script("CREATE TABLE IF NOT EXISTS annals_smoke_t (n BIGINT)");
+    sql.execute("INSERT INTO annals_smoke_t (n) VALUES ($1)", {std::int64_t{7}});
+  });
+  store->read_transaction([](SqlSession& sql) {
+    CHECK(sql.query("SELECT current_schema()").front().text(0) == "annals_smoke_path_list");
+    CHECK(sql.query("SELECT n FROM annals_smoke_t").front().integer(0) == 7);
+  });
+  CHECK(verify_log(*store).events == 2);
+}
