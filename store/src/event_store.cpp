@@ -422,16 +422,10 @@ void refuse_vfs(const std::string& quoted, std::string_view key) {
   }
 }
 
-// A postgresql:// or postgres:// URI: annals' options leave its query, the rest stays for libpq.
-ParsedUri parse_postgres_url(std::string_view uri, const StoreOptions& base,
-                             const std::string& quoted) {
-  ParsedUri out{"postgresql", {}, base};
-  const auto q = uri.find('?');
-  out.path = std::string(uri.substr(0, q));
-  if (q == std::string_view::npos) return out;
-  std::string_view query = uri.substr(q + 1);
-  std::set<std::string, std::less<>> seen;
-  std::string kept;
+// Calls fn(key, value, item) for each key=value item of a URI's query (split at '&'); an item
+// without '=' is an InvalidArgument naming it.
+template <class Fn>
+void for_each_query_item(std::string_view query, const std::string& quoted, Fn&& fn) {
   while (!query.empty()) {
     const auto amp = query.find('&');
     const std::string_view item = query.substr(0, amp);
@@ -440,17 +434,38 @@ ParsedUri parse_postgres_url(std::string_view uri, const StoreOptions& base,
     if (eq == std::string_view::npos) {
       throw InvalidArgument(quoted + ": option '" + printable(item) + "' has no '=value'");
     }
-    const std::string key(item.substr(0, eq));
-    if (!is_postgres_option(key)) {
-      kept += kept.empty() ? "?" : "&";
-      kept += item;
-      continue;
-    }
-    refuse_vfs(quoted, key);
-    if (!seen.insert(key).second)
-      throw InvalidArgument(quoted + ": option '" + printable(key) + "' given twice");
-    apply_option(quoted, key, item.substr(eq + 1), out.options);
+    fn(std::string(item.substr(0, eq)), item.substr(eq + 1), item);
   }
+}
+
+// Records that an option of annals was given; InvalidArgument the second time.
+void claim_option(std::set<std::string, std::less<>>& seen, const std::string& quoted,
+                  const std::string& key) {
+  if (!seen.insert(key).second) {
+    throw InvalidArgument(quoted + ": option '" + printable(key) + "' given twice");
+  }
+}
+
+// A postgresql:// or postgres:// URI: annals' options leave its query, the rest stays for libpq.
+ParsedUri parse_postgres_url(std::string_view uri, const StoreOptions& base,
+                             const std::string& quoted) {
+  ParsedUri out{"postgresql", {}, base};
+  const auto q = uri.find('?');
+  out.path = std::string(uri.substr(0, q));
+  if (q == std::string_view::npos) return out;
+  std::set<std::string, std::less<>> seen;
+  std::string kept;
+  for_each_query_item(uri.substr(q + 1), quoted,
+                      [&](const std::string& key, std::string_view value, std::string_view item) {
+                        if (!is_postgres_option(key)) {
+                          kept += kept.empty() ? "?" : "&";
+                          kept += item;
+                          return;
+                        }
+                        refuse_vfs(quoted, key);
+                        claim_option(seen, quoted, key);
+                        apply_option(quoted, key, value, out.options);
+                      });
   out.path += kept;
   return out;
 }
@@ -470,8 +485,7 @@ ParsedUri parse_postgres_keywords(std::string_view uri, const StoreOptions& base
       continue;
     }
     refuse_vfs(quoted, k.key);
-    if (!seen.insert(k.key).second)
-      throw InvalidArgument(quoted + ": option '" + printable(k.key) + "' given twice");
+    claim_option(seen, quoted, k.key);
     apply_option(quoted, k.key, k.value, out.options);
   }
   return out;
@@ -501,24 +515,15 @@ ParsedUri parse_uri(std::string_view uri, const StoreOptions& base) {
   out.path = std::string(rest);
 
   std::set<std::string, std::less<>> seen;
-  while (!query.empty()) {
-    const auto amp = query.find('&');
-    const std::string_view item = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-    const auto eq = item.find('=');
-    if (eq == std::string_view::npos) {
-      throw InvalidArgument(quoted + ": option '" + printable(item) + "' has no '=value'");
-    }
-    const std::string key(item.substr(0, eq));
-    const std::string_view value = item.substr(eq + 1);
-    if (!seen.insert(key).second)
-      throw InvalidArgument(quoted + ": option '" + printable(key) + "' given twice");
-    if (!apply_option(quoted, key, value, out.options)) {
-      throw InvalidArgument(
-          quoted + ": unknown option '" + printable(key) +
-          "' (expected payload, synchronous, busy_timeout_ms, group_commit or vfs)");
-    }
-  }
+  for_each_query_item(query, quoted,
+                      [&](const std::string& key, std::string_view value, std::string_view) {
+                        claim_option(seen, quoted, key);
+                        if (!apply_option(quoted, key, value, out.options)) {
+                          throw InvalidArgument(quoted + ": unknown option '" + printable(key) +
+                                                "' (expected payload, synchronous, "
+                                                "busy_timeout_ms, group_commit or vfs)");
+                        }
+                      });
   return out;
 }
 
