@@ -479,6 +479,15 @@ ParsedUri parse_postgres_keywords(std::string_view uri, const StoreOptions& base
   if (!keywords) throw InvalidArgument(quoted + ": not a libpq keyword string: " + error);
   std::set<std::string, std::less<>> seen;
   for (const Keyword& k : *keywords) {
+    // libpq's keywords are words (letters, digits, '_'); anything else would make a path that
+    // no longer reads as a keyword string (fuzz_store_uri: "payload=json paylo\xaa=json").
+    const bool word = !k.key.empty() && std::all_of(k.key.begin(), k.key.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_';
+    });
+    if (!word) {
+      throw InvalidArgument(quoted + ": keyword '" + printable(k.key) +
+                            "' is not a libpq keyword (letters, digits and '_')");
+    }
     if (!is_postgres_option(k.key)) {
       if (!out.path.empty()) out.path += ' ';
       out.path += k.key + "=" + quote_keyword_value(k.value);

@@ -118,6 +118,10 @@ TEST_CASE("passwords never appear in messages", "[store][uri][postgresql]") {
   CHECK(redact_store_uri("password='a b'dbname=x") == "password=*** dbname=x");
   CHECK(redact_store_uri("password=*** dbname=x") == "password=*** dbname=x");
   CHECK(redact_store_uri("sqlite:/x.db") == "sqlite:/x.db");
+  // A later keyword that is not a word is refused, not passed on in a path that no longer
+  // reads as a keyword string (fuzz_store_uri).
+  CHECK_THROWS_AS(parse_store_uri("payload=json paylo\xaa=json"), InvalidArgument);
+  CHECK_THROWS_AS(parse_store_uri("host=h db-name=x"), InvalidArgument);
   // A quoted keyword value that is a URL ending in ?password=: the closing quote stays, so the
   // next keyword stays out of the value and redacting again changes nothing (fuzz_store_uri).
   const std::string nested = "host=h service='postgresql://u:pw@db/x?password=s3cret' payload=json";
