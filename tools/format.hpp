@@ -4,6 +4,7 @@
 // tables or JSON. Reading option values (URIs, times, numbers) is in args.hpp.
 
 #include <annals/annals.hpp>
+#include <annals/serve/views_json.hpp>
 #include <filesystem>
 #include <iosfwd>
 #include <nlohmann/json.hpp>
@@ -22,10 +23,9 @@ namespace annals::cli {
 // never creates a store.
 [[nodiscard]] std::string existing_store_uri(const Target& target);
 
-[[nodiscard]] nlohmann::ordered_json to_json(const WorkflowRunView& run);
-[[nodiscard]] nlohmann::ordered_json to_json(const InfiniteScrollPagination<WorkflowRunView>& page);
-[[nodiscard]] nlohmann::ordered_json to_json(const WorkflowRunState& state);
-[[nodiscard]] nlohmann::ordered_json optional_time(const std::optional<Timestamp>& t);
+// Runs, pages and states as JSON: the same shape `annals serve` answers with.
+using annals::serve::optional_time;
+using annals::serve::to_json;
 
 // A fixed-width table of runs, with a header line.
 void print_runs_table(std::ostream& out, const std::vector<WorkflowRunView>& runs);

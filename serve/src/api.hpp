@@ -1,0 +1,54 @@
+#pragma once
+
+// The API's logic, free of any transport: a request's method, target and Authorization header
+// in, a status and a body out. http_server.cpp (Boost.Beast) parses requests, enforces sizes,
+// timeouts and connection limits, and calls Api::handle for every request it could parse.
+// Internal to the serve component.
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "annals/repositories/repository_factory.hpp"
+#include "annals/serve/keys.hpp"
+
+namespace annals::serve::detail {
+
+struct HttpRequest {
+  std::string_view method;         // as sent, e.g. "GET"
+  std::string_view target;         // origin-form, e.g. "/v1/apps/a/workflow-runs?limit=5"
+  std::string_view authorization;  // the Authorization header's value; empty if none
+  bool has_authorization = false;  // whether the header was present (even empty)
+};
+
+struct HttpResponse {
+  unsigned status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers{};  // extra headers
+};
+
+// The JSON error body every 4xx/5xx carries:
+//   {"error": {"status": 404, "code": "not_found", "message": "no run 'r-9' in app 'bot'"}}
+// `code` is a stable machine-readable word; `message` says what was wrong (the value, what was
+// expected). A 401 also carries WWW-Authenticate: Bearer.
+[[nodiscard]] HttpResponse error_response(unsigned status, std::string_view code,
+                                          std::string_view message);
+
+class Api {
+ public:
+  Api(RepositoryFactory factory, KeyRing keys);
+  // Routes and answers one request. Never throws: a failure inside is a 500 with a JSON error
+  // (store errors that say "retry later" are 503). Thread-safe.
+  [[nodiscard]] HttpResponse handle(const HttpRequest& request) const;
+
+ private:
+  RepositoryFactory factory_;
+  KeyRing keys_;
+};
+
+// The audit viewer page (serve/viewer/index.html, embedded at build time).
+[[nodiscard]] std::string_view viewer_html() noexcept;
+
+}  // namespace annals::serve::detail
