@@ -202,7 +202,8 @@ HttpResponse Api::handle(const HttpRequest& request) const {
   } catch (const StoreError& e) {
     if (e.transient()) {
       HttpResponse response =
-          error_response(503, "unavailable", "the store is busy; retry in a moment");
+          error_response(503, "unavailable",
+                         "the store cannot answer now (busy, locked or I/O); retry in a moment");
       response.headers.emplace_back("Retry-After", "1");
       return response;
     }
