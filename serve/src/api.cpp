@@ -107,12 +107,17 @@ class Query {
     };
     if (text->empty()) throw problem();
     std::uint64_t value = 0;
+    bool too_large = false;  // kept apart from value, which must not wrap around
     for (const char c : *text) {
       if (c < '0' || c > '9') throw problem();
-      if (value > max) continue;  // already out of range; keep checking the characters
-      value = value * 10 + static_cast<std::uint64_t>(c - '0');
+      const auto digit = static_cast<std::uint64_t>(c - '0');
+      if (too_large || value > (max - digit) / 10) {
+        too_large = true;
+        continue;
+      }
+      value = value * 10 + digit;
     }
-    if (value < min || value > max) throw problem();
+    if (too_large || value < min) throw problem();
     return value;
   }
 

@@ -322,6 +322,13 @@ TEST_CASE("every malformed request is a 4xx whose JSON error names the value", "
       {events + "?after_version=9223372036854775809", 400, "invalid_parameter",
        "after_version '9223372036854775809'"},
       {events + "?after_version=1.5", 400, "invalid_parameter", "after_version '1.5'"},
+      // 2^63 * 10 and 2^64 wrap around to 0 in 64 bits: still refused
+      {events + "?after_version=92233720368547758080", 400, "invalid_parameter",
+       "after_version '92233720368547758080'"},
+      {events + "?after_version=18446744073709551616", 400, "invalid_parameter",
+       "after_version '18446744073709551616'"},
+      {events + "?limit=18446744073709551617", 400, "invalid_parameter",
+       "limit '18446744073709551617'"},
       // repeated and unknown parameters
       {runs + "?limit=5&limit=6", 400, "invalid_parameter",
        "query parameter 'limit' is given more than once ('5' and '6')"},
