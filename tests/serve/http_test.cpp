@@ -31,6 +31,7 @@ using annals::test::HttpClient;
 using annals::test::HttpReply;
 using nlohmann::json;
 using namespace std::chrono_literals;
+using namespace std::string_literals;
 
 // Answers with what it was given; "/throw" throws, as a failing handler would.
 HttpResponse echo(const HttpRequest& request) {
@@ -114,9 +115,9 @@ TEST_CASE("serve http: hostile requests get a 4xx JSON error and the server keep
       {"unsupported HTTP version", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", 400, "bad_request",
        true},
       {"header without a colon", "GET / HTTP/1.1\r\nHost a\r\n\r\n", 400, "bad_request", true},
-      {"NUL byte in the target", std::string("GET /a\0b HTTP/1.1\r\nHost: a\r\n\r\n", 32), 400,
+      {"NUL byte in the target", "GET /a\0b HTTP/1.1\r\nHost: a\r\n\r\n"s, 400,
        "bad_request", true},
-      {"NUL byte in a header value", std::string("GET / HTTP/1.1\r\nX-A: a\0b\r\n\r\n", 29), 400,
+      {"NUL byte in a header value", "GET / HTTP/1.1\r\nX-A: a\0b\r\n\r\n"s, 400,
        "bad_request", true},
       {"huge header", "GET / HTTP/1.1\r\nX-Big: " + big + "\r\n\r\n", 431, "header_too_large",
        true},
