@@ -96,6 +96,9 @@ TEST_CASE("serve http: a request reaches the handler; the response carries the c
   CHECK(json::parse(empty.body).at("authorization") == "");
   const HttpReply none = client.get("/x");
   CHECK(json::parse(none.body).at("has_authorization") == false);
+  // "Content-Length: 0" is no body: answered, and the connection stays open.
+  CHECK(client.get("/zero", std::nullopt, {"Content-Length: 0"}).status == 200);
+  CHECK(client.get("/after-zero").status == 200);
 }
 
 TEST_CASE("serve http: hostile requests get a 4xx JSON error and the server keeps serving",
