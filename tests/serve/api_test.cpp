@@ -534,3 +534,57 @@ TEST_CASE("random targets built from hostile pieces never throw and always get a
   // The pieces reach every kind of answer.
   CHECK(statuses.size() == 4);
 }
+
+TEST_CASE("a run and a node execution have every field, in order, with null for the absent ones",
+          "[serve][api][json]") {
+  WorkflowRunView run;
+  run.id = "r-1";
+  run.tenant_id = "acme";
+  run.app_id = "bot";
+  run.workflow_id = "w";
+  run.triggered_from = "app-run";
+  run.status = "failed";
+  run.inputs = R"({"q":"\u00e9"})";
+  run.error = "boom \"quoted\"\n";
+  run.elapsed_time = 1.5;
+  run.total_tokens = 42;
+  run.total_steps = 3;
+  run.created_by = "carol";
+  run.created_at = from_micros(1'700'000'000'000'001);
+  run.finished_at = from_micros(1'700'000'001'500'001);
+  run.version = 7;
+  CHECK(serve::to_json(run).dump() ==
+        R"({"id":"r-1","tenant_id":"acme","app_id":"bot","workflow_id":"w",)"
+        R"("triggered_from":"app-run","status":"failed","inputs":"{\"q\":\"\\u00e9\"}",)"
+        R"("outputs":null,"error":"boom \"quoted\"\n","elapsed_time":1.5,"total_tokens":42,)"
+        R"("total_steps":3,"created_by":"carol","created_at":"2023-11-14T22:13:20.000001Z",)"
+        R"("finished_at":"2023-11-14T22:13:21.500001Z","version":7})");
+  InfiniteScrollPagination<WorkflowRunView> page{.data = {run, run}, .limit = 2, .has_more = true};
+  const std::string one = serve::to_json(run).dump();
+  CHECK(serve::to_json(page).dump() ==
+        R"({"data":[)" + one + "," + one + R"(],"limit":2,"has_more":true})");
+
+  NodeExecutionView node;
+  node.id = "n-1";
+  node.tenant_id = "acme";
+  node.run_id = "r-1";
+  node.app_id = "bot";
+  node.workflow_id = "w";
+  node.index = 2;
+  node.node_id = "llm";
+  node.node_type = "llm";
+  node.title = "Draft";
+  node.predecessor_node_id = "start";
+  node.status = "running";
+  node.inputs = "{}";
+  node.outputs = R"({"a":1})";
+  node.elapsed_time = 0;
+  node.total_tokens = 0;
+  node.created_at = from_micros(1'700'000'000'000'000);
+  CHECK(serve::to_json(node).dump() ==
+        R"({"id":"n-1","tenant_id":"acme","run_id":"r-1","app_id":"bot","workflow_id":"w",)"
+        R"("index":2,"node_id":"llm","node_type":"llm","title":"Draft",)"
+        R"("predecessor_node_id":"start","status":"running","inputs":"{}",)"
+        R"("outputs":"{\"a\":1}","error":null,"elapsed_time":0.0,"total_tokens":0,)"
+        R"("created_at":"2023-11-14T22:13:20.000000Z","finished_at":null})");
+}
