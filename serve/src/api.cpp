@@ -348,10 +348,16 @@ HttpResponse Api::route(const HttpRequest& request) const {
                   {"events", v.events},
                   {"purged", v.purged}};
     } catch (const IntegrityError& e) {
+      // Not verify_log's own message: it names the stream at the bad position, which may be
+      // another tenant's run. The position is the same for everyone; `annals verify` says more.
+      const std::string where =
+          e.position() == 0 ? std::string("the log") : "position " + std::to_string(e.position());
       body = Json{{"ok", false},
                   {"head_position", head},
                   {"first_bad_position", e.position()},
-                  {"message", e.what()}};
+                  {"message", "the hash chain is broken at " + where +
+                                  ": an event there was changed, inserted, removed or moved "
+                                  "(run `annals verify` on the store for the details)"}};
     }
     api.verified_body = dump(body);
     api.verified_head = covered;
