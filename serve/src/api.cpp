@@ -1,5 +1,7 @@
 #include "api.hpp"
 
+#include <openssl/evp.h>
+
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -149,6 +151,42 @@ bool created_by_tenant(const RecordedEvent& first, std::string_view tenant) {
   if (!json.is_object()) return false;
   const auto it = json.find("tenant_id");
   return it != json.end() && it->is_string() && it->get_ref<const std::string&>() == tenant;
+}
+
+std::string base64(std::string_view bytes) {
+  if (bytes.size() > static_cast<std::size_t>(std::numeric_limits<int>::max() / 2)) return {};
+  std::string out((bytes.size() + 2) / 3 * 4 + 1, '\0');
+  const int written = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                      reinterpret_cast<const unsigned char*>(bytes.data()),
+                                      static_cast<int>(bytes.size()));
+  out.resize(static_cast<std::size_t>(written));
+  return out;
+}
+
+// An event that has no export line (a stream id, type or metadata field that is not UTF-8, which
+// append refuses, so only a changed file holds one): the line's fields with the bad bytes
+// replaced by U+FFFD, "payload" null, and "not_utf8": true. Its hash no longer checks against
+// these fields (payload_base64 is still exact); /v1/verify reports the position.
+std::string lossy_event_json(const RecordedEvent& e) {
+  const Json line{{"position", e.position},
+                  {"stream_id", e.stream_id},
+                  {"version", e.version},
+                  {"event_id", to_string(e.event_id)},
+                  {"type", e.type},
+                  {"schema_version", e.schema_version},
+                  {"payload_format", std::string(to_string(e.payload_format))},
+                  {"payload", nullptr},
+                  {"payload_base64", base64(e.payload)},
+                  {"metadata",
+                   {{"tenant_id", e.metadata.tenant_id},
+                    {"actor", e.metadata.actor},
+                    {"correlation_id", e.metadata.correlation_id},
+                    {"causation_id", e.metadata.causation_id},
+                    {"occurred_at", to_micros(e.metadata.occurred_at)}}},
+                  {"recorded_at", to_micros(e.recorded_at)},
+                  {"hash", to_hex(e.hash)},
+                  {"not_utf8", true}};
+  return dump(line);
 }
 
 void log_internal_error(const HttpRequest& request, std::string_view what) {
@@ -479,9 +517,14 @@ HttpResponse Api::route(const HttpRequest& request) const {
     std::string body = "{\"data\":[";
     for (std::size_t i = 0; i < events.size(); ++i) {
       lines.str({});
-      write_export_line(lines, events[i], options);
-      std::string line = lines.str();
-      if (!line.empty() && line.back() == '\n') line.pop_back();
+      std::string line;
+      try {
+        write_export_line(lines, events[i], options);
+        line = lines.str();
+        if (!line.empty() && line.back() == '\n') line.pop_back();
+      } catch (const SerializationError&) {
+        line = lossy_event_json(events[i]);
+      }
       if (i > 0) body += ',';
       body += line;
     }

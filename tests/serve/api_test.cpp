@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 #include <map>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -591,4 +592,40 @@ TEST_CASE("a run and a node execution have every field, in order, with null for 
         R"("predecessor_node_id":"start","status":"running","inputs":"{}",)"
         R"("outputs":"{\"a\":1}","error":null,"elapsed_time":0.0,"total_tokens":0,)"
         R"("created_at":"2023-11-14T22:13:20.000000Z","finished_at":null})");
+}
+
+TEST_CASE("an event whose stored text is not UTF-8 is shown lossily and flagged, not a 500",
+          "[serve][api]") {
+  ServeFixture f;
+  const auto store = f.factory.event_store();
+  const RecordedEvent second =
+      store->read_stream(WorkflowRun::stream_id_for("acme-long"), 2, 1).at(0);
+  std::ostringstream line;
+  write_export_line(line, second);
+  const Json exported = Json::parse(line.str());
+  {
+    SQLite::Database db(f.dir.file("events.db"), SQLite::OPEN_READWRITE);
+    db.exec("DROP TRIGGER annals_events_no_update; DROP TRIGGER annals_events_no_delete;");
+    db.exec("UPDATE annals_events SET actor = X'41FF42' WHERE position = " +
+            std::to_string(second.position));
+  }
+  const Json page = f.acme_json("/v1/workflow-runs/acme-long/events?limit=3");
+  REQUIRE(page.at("data").size() == 3);
+  const Json& bad = page.at("data").at(1);
+  CHECK(bad.at("not_utf8") == true);
+  CHECK(bad.at("metadata").at("actor") ==
+        "A\xef\xbf\xbd"
+        "B");  // U+FFFD for the 0xFF byte
+  CHECK(bad.at("position") == second.position);
+  CHECK(bad.at("hash") == to_hex(second.hash));
+  CHECK(bad.at("payload").is_null());
+  CHECK(bad.at("payload_base64") == exported.at("payload_base64"));  // the exact bytes
+  // Its neighbours are exact export lines still; verify names the position.
+  CHECK_FALSE(page.at("data").at(0).contains("not_utf8"));
+  CHECK(parse_export_line(page.at("data").at(2).dump()).version == 3);
+  auto fresh = f.start(f.factory);
+  const Json verified =
+      Json::parse(test::HttpClient(fresh->port()).get("/v1/verify", f.acme_key).body);
+  CHECK(verified.at("ok") == false);
+  CHECK(verified.at("first_bad_position") == second.position);
 }
