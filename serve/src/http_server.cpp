@@ -563,13 +563,23 @@ const ServerOptions& Server::options() const noexcept { return impl_->options; }
 
 void Server::run() { impl_->run_threads(impl_->options.threads); }
 
-int Server::run_until_signal() {
+int Server::run_until_signal(const std::function<void()>& on_ready) {
   impl_->signals.emplace(impl_->control, SIGINT, SIGTERM);
   impl_->signals->async_wait([impl = impl_.get()](const error_code& ec, int signal) {
     if (ec) return;
     impl->signal_number.store(signal);
     impl->stop();
   });
+  if (on_ready) {
+    try {
+      on_ready();
+    } catch (...) {
+      stop();
+      run();  // the stop, then the io_context runs out of work
+      impl_->signals.reset();
+      throw;
+    }
+  }
   run();
   impl_->signals.reset();  // the signals' default actions again
   return impl_->signal_number.load();
