@@ -336,10 +336,12 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session> {
         response = detail::error_response(500, "internal", "internal error");
       }
     }
-    send(response, version == 10 ? 10 : 11, !keep_alive);
+    send(std::move(response), version == 10 ? 10 : 11, !keep_alive);
   }
 
-  void send(const detail::HttpResponse& response, unsigned version, bool close_after) {
+  // Takes the response by value: the body is moved into the message, not copied (a page can
+  // be large, and it lives until the client has read it).
+  void send(detail::HttpResponse response, unsigned version, bool close_after) {
     if (server_.grace_over.load()) {  // a handler returned after shutdown_grace: too late
       close();
       return;
@@ -356,7 +358,7 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session> {
     res.set(http::field::cache_control, "no-store");
     res.set("X-Content-Type-Options", "nosniff");
     for (const auto& [name, value] : response.headers) res.set(name, value);  // may override ours
-    res.body() = response.body;
+    res.body() = std::move(response.body);
     res.keep_alive(!close_after_write_);
     res.prepare_payload();
     arm_timer(server_.options.write_timeout);
