@@ -43,8 +43,21 @@ constexpr std::chrono::seconds kVerifyMaxAge{60};
 constexpr std::size_t kMaxAppTriggers = 1000;
 // A page stops growing once its body has this many bytes (it always holds at least one item).
 constexpr std::size_t kPageBytes = std::size_t{4} << 20;
-constexpr std::uint64_t kRunsPerRead = 100;
-constexpr std::uint64_t kEventsPerRead = 100;  // (app, trigger) pairs /v1/apps lists at most
+constexpr std::uint64_t kFirstRead = 10;
+constexpr std::uint64_t kMaxRead = 100;
+
+// How many items a page's next read fetches: kFirstRead first; then as many as the byte budget
+// still has room for at the size per item seen so far (at least one, at most kMaxRead), so the
+// items held in memory at once stay near the budget too, not only the body.
+std::uint64_t next_read(std::uint64_t remaining, std::size_t body_bytes, std::uint64_t items) {
+  std::uint64_t n = kFirstRead;
+  if (items > 0) {
+    const std::size_t per_item = std::max<std::size_t>(1, body_bytes / items);
+    const std::size_t room = body_bytes < kPageBytes ? kPageBytes - body_bytes : 0;
+    n = std::min<std::uint64_t>(kMaxRead, room / per_item + 1);
+  }
+  return std::min(n, remaining);
+}  // (app, trigger) pairs /v1/apps lists at most
 
 // An answer a handler decided on; thrown to handle(), which turns it into the error body.
 struct ApiError {
@@ -471,15 +484,15 @@ HttpResponse Api::route(const HttpRequest& request) const {
     if (last_id && last_id->empty()) {
       throw invalid_parameter("last_id '': expected the id of the last run of the previous page");
     }
-    // The page is read kRunsPerRead runs at a time and ends early, with has_more, once its body
-    // passes kPageBytes: a page's memory is bounded by bytes, not only by count (one run's
+    // The page is read a few runs at a time (next_read) and ends early, with has_more, once its
+    // body passes kPageBytes: a page's memory is bounded by bytes, not only by count (one run's
     // outputs may be megabytes). Keyset pagination makes the pieces one list.
     std::string body = "{\"data\":[";
     std::uint64_t count = 0;
     bool has_more = false;
     std::optional<std::string> cursor = last_id;
     for (bool first = true;; first = false) {
-      const auto want = static_cast<std::size_t>(std::min(limit - count, kRunsPerRead));
+      const auto want = static_cast<std::size_t>(next_read(limit - count, body.size(), count));
       InfiniteScrollPagination<WorkflowRunView> page;
       try {
         page = api.runs.get_paginated_workflow_runs(tenant, app_id, trigger, want, cursor);
@@ -559,8 +572,8 @@ HttpResponse Api::route(const HttpRequest& request) const {
     const std::vector<RecordedEvent> first = api.store->read_stream(stream, 1, 1);
     if (first.empty() || !created_by_tenant(first.front(), tenant)) throw no_run;
     // Each event is its export line (docs/export-format.md) as it is, so a client can recompute
-    // the hash chain from exactly the fields an export would give it. Read kEventsPerRead at a
-    // time; the page ends early, with has_more, once its body passes kPageBytes.
+    // the hash chain from exactly the fields an export would give it. Read a few at a time
+    // (next_read); the page ends early, with has_more, once its body passes kPageBytes.
     std::ostringstream lines;
     const ExportOptions options{.payload_json = workflow_payload_json};
     std::string body = "{\"data\":[";
@@ -570,7 +583,7 @@ HttpResponse Api::route(const HttpRequest& request) const {
     // Versions are at most 2^63 - 1, so nothing follows an after_version that large.
     bool reading = after < static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
     while (reading) {
-      const auto want = static_cast<std::size_t>(std::min(limit - count, kEventsPerRead));
+      const auto want = static_cast<std::size_t>(next_read(limit - count, body.size(), count));
       std::vector<RecordedEvent> events = api.store->read_stream(stream, next, want + 1);
       const bool more = events.size() > want;  // one more than asked: whether any follow
       if (more) events.resize(want);
