@@ -15,26 +15,29 @@
 
 #include "annals/events/error.hpp"
 #include "annals/events/printable.hpp"
+#include "target.hpp"
 
 namespace annals::serve {
 namespace {
 
 constexpr std::size_t kMaxTenantBytes = 128;
 
+// Any UTF-8 text the file's format can hold on one line as one field: no blanks or control
+// characters, and no '#' first (the line would read as a comment). The store itself only asks
+// for a non-empty tenant id, so ids such as "org:acme" or "user@example.com" must be servable.
 bool valid_tenant_id(std::string_view id) {
-  if (id.empty() || id.size() > kMaxTenantBytes) return false;
+  if (id.empty() || id.size() > kMaxTenantBytes || id.front() == '#') return false;
   for (const char c : id) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '.' || c == '_' || c == '-';
-    if (!ok) return false;
+    const auto b = static_cast<unsigned char>(c);
+    if (b <= 0x20 || b == 0x7f) return false;
   }
-  return true;
+  return detail::is_utf8(id);
 }
 
 std::string tenant_problem(std::string_view id) {
   return "tenant id '" + printable(id) + "' (" + std::to_string(id.size()) +
          " bytes): expected 1.." + std::to_string(kMaxTenantBytes) +
-         " bytes of letters, digits, '.', '_' or '-'";
+         " bytes of UTF-8 without blanks or control characters, not starting with '#'";
 }
 
 int hex_value(char c) {

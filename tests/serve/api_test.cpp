@@ -5,11 +5,13 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <map>
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "annals/serve/views_json.hpp"
@@ -628,4 +630,140 @@ TEST_CASE("an event whose stored text is not UTF-8 is shown lossily and flagged,
       Json::parse(test::HttpClient(fresh->port()).get("/v1/verify", f.acme_key).body);
   CHECK(verified.at("ok") == false);
   CHECK(verified.at("first_bad_position") == second.position);
+}
+
+TEST_CASE("a page is bounded by bytes as well as by count, and paging still gets every item",
+          "[serve][api]") {
+  ServeFixture f;
+  // Runs whose outputs are a megabyte each, and a run whose node outputs are: a page of them
+  // stops once its body passes 4 MiB, with has_more, however large the limit.
+  const std::string big = R"({"text":")" + std::string(1 << 20, 'x') + "\"}";
+  auto aggregates = f.factory.create_workflow_run_aggregate_repository();
+  std::vector<WorkflowRun> runs;
+  for (int i = 0; i < 10; ++i) {
+    runs.push_back(WorkflowRun::create(RunCreated{.run_id = "big-" + std::to_string(i),
+                                                  .tenant_id = "acme",
+                                                  .app_id = "big",
+                                                  .workflow_id = "w",
+                                                  .triggered_from = "app-run",
+                                                  .created_by = "u",
+                                                  .inputs = "{}",
+                                                  .created_at = test::serve_time(i)}));
+    runs.back().succeed(RunSucceeded{.outputs = big});
+  }
+  runs.push_back(WorkflowRun::create(RunCreated{.run_id = "big-events",
+                                                .tenant_id = "acme",
+                                                .app_id = "big-2",
+                                                .workflow_id = "w",
+                                                .triggered_from = "app-run",
+                                                .created_by = "u",
+                                                .inputs = "{}"}));
+  for (int n = 0; n < 8; ++n) {
+    const std::string id = "big-n" + std::to_string(n);
+    runs.back().start_node(
+        NodeStarted{.node_execution_id = id, .node_id = "n", .node_type = "llm"});
+    runs.back().complete_node(NodeCompleted{.node_execution_id = id, .outputs = big});
+  }
+  // Many small runs and events, to cross the server's reads of 100 at a time.
+  for (int i = 0; i < 230; ++i) {
+    runs.push_back(WorkflowRun::create(RunCreated{.run_id = "many-" + std::to_string(i),
+                                                  .tenant_id = "acme",
+                                                  .app_id = "many",
+                                                  .workflow_id = "w",
+                                                  .triggered_from = "app-run",
+                                                  .created_by = "u",
+                                                  .inputs = "{}",
+                                                  .created_at = test::serve_time(i / 7)}));
+  }
+  for (int n = 0; n < 110; ++n) {
+    const std::string id = "many-0-n" + std::to_string(n);
+    runs[11].start_node(NodeStarted{.node_execution_id = id, .node_id = "n", .node_type = "llm"});
+    runs[11].complete_node(NodeCompleted{.node_execution_id = id, .outputs = "{}"});
+  }
+  std::vector<WorkflowRun*> batch;
+  for (WorkflowRun& run : runs) batch.push_back(&run);
+  aggregates.save_all(batch);
+
+  const Json first = f.acme_json("/v1/apps/big/workflow-runs?limit=1000");
+  CHECK(first.at("limit") == 1000);
+  CHECK(first.at("has_more") == true);
+  CHECK(first.at("data").size() >= 1);
+  CHECK(first.at("data").size() < 10);
+  std::vector<std::string> ids = page_through(f, f.acme_key, "acme", "many", "app-run", 1000);
+  CHECK(ids.size() == 230);  // one page of 230 (three reads), equal to the repository's
+  // Paging the big ones by last_id gets all ten, newest first.
+  std::vector<std::string> big_ids;
+  std::string target = "/v1/apps/big/workflow-runs?limit=1000";
+  for (int pages = 0; pages < 20; ++pages) {
+    const Json page = f.acme_json(target);
+    CHECK(f.acme(target).body.size() < (std::size_t{4} << 20) + (std::size_t{2} << 20));
+    for (const Json& run : page.at("data")) big_ids.push_back(run.at("id"));
+    if (!page.at("has_more").get<bool>()) break;
+    target = "/v1/apps/big/workflow-runs?limit=1000&last_id=" + big_ids.back();
+  }
+  CHECK(big_ids == std::vector<std::string>{"big-9", "big-8", "big-7", "big-6", "big-5", "big-4",
+                                            "big-3", "big-2", "big-1", "big-0"});
+
+  // Events: the same by after_version.
+  const auto history =
+      f.factory.event_store()->read_stream(WorkflowRun::stream_id_for("big-events"));
+  REQUIRE(history.size() == 17);
+  std::vector<std::uint64_t> versions;
+  std::uint64_t after = 0;
+  int pages = 0;
+  for (; pages < 20; ++pages) {
+    const Json page = f.acme_json("/v1/workflow-runs/big-events/events?limit=1000&after_version=" +
+                                  std::to_string(after));
+    for (const Json& event : page.at("data")) versions.push_back(event.at("version"));
+    after = versions.back();
+    if (!page.at("has_more").get<bool>()) break;
+  }
+  CHECK(pages > 1);
+  CHECK(versions.size() == 17);
+  for (std::size_t i = 0; i < versions.size(); ++i) CHECK(versions[i] == i + 1);
+  const Json many = f.acme_json("/v1/workflow-runs/many-0/events?limit=1000");
+  CHECK(many.at("has_more") == false);
+  CHECK(many.at("data").size() == 221);  // RunCreated + 110 x 2, across three reads
+  CHECK(f.acme_json("/v1/workflow-runs/many-0/events?limit=221").at("has_more") == false);
+  CHECK(f.acme_json("/v1/workflow-runs/many-0/events?limit=220").at("has_more") == true);
+  CHECK(f.acme_json("/v1/workflow-runs/many-0/events?limit=100").at("has_more") == true);
+}
+
+TEST_CASE("concurrent verifies never wait for each other: the answer, the last answer or a 503",
+          "[serve][api]") {
+  ServeFixture f;
+  REQUIRE(f.acme("/v1/verify").status == 200);  // a last answer exists from here on
+  auto aggregates = f.factory.create_workflow_run_aggregate_repository();
+  std::atomic<int> ok{0}, busy{0}, other{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      test::HttpClient client(f.server->port());
+      for (int i = 0; i < 20; ++i) {
+        if (t == 0) {  // moves the head, so verifications keep running
+          WorkflowRun run = WorkflowRun::create(RunCreated{.run_id = "v-" + std::to_string(i),
+                                                           .tenant_id = "acme",
+                                                           .app_id = "v",
+                                                           .workflow_id = "w",
+                                                           .triggered_from = "app-run",
+                                                           .created_by = "u",
+                                                           .inputs = "{}"});
+          aggregates.save(run);
+        }
+        const HttpReply reply = client.get("/v1/verify", f.acme_key);
+        if (reply.status == 200 && Json::parse(reply.body).at("ok") == true) {
+          ++ok;
+        } else if (reply.status == 503 && reply.header("retry-after") == "1" &&
+                   Json::parse(reply.body).at("error").at("code") == "unavailable") {
+          ++busy;
+        } else {
+          ++other;
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  CHECK(other == 0);
+  CHECK(ok + busy == 160);
+  CHECK(ok > 0);
 }

@@ -76,10 +76,10 @@ TEST_CASE("every malformed keys line is an InvalidArgument naming file, line, va
       {"acme 1234\n", {"keys.txt:1:", "key hash '1234' (4 bytes)", "64 hex digits"}},
       {"acme " + std::string(63, 'a') + "g\n", {"keys.txt:1:", "aag' (64 bytes)", "64 hex digits"}},
       {"acme " + std::string(65, 'a') + "\n", {"(65 bytes)", "64 hex digits"}},
-      {"ac/me " + std::string(kAbcHex) + "\n",
-       {"keys.txt:1:", "tenant id 'ac/me' (5 bytes)", "letters, digits"}},
+      {"caf\xff " + std::string(kAbcHex) + "\n",
+       {"keys.txt:1:", "tenant id 'caf\\xff' (4 bytes)", "UTF-8 without blanks or control"}},
       {std::string(129, 't') + " " + kAbcHex + "\n", {"(129 bytes)", "expected 1..128 bytes"}},
-      {"caf\xc3\xa9 " + std::string(kAbcHex) + "\n", {"tenant id 'caf\xc3\xa9'"}},
+      {"ac\x7fme " + std::string(kAbcHex) + "\n", {"tenant id 'ac\\x7fme'"}},
       {"a\x1b[31m " + std::string(kAbcHex) + "\n", {"tenant id 'a\\x1b[31m'"}},
       {good + "\n# c\nbeta " + kAbcHex + "\n",
        {"keys.txt:4:", std::string("key hash ") + kAbcHex + " appears twice", "tenant 'acme'",
@@ -133,6 +133,14 @@ TEST_CASE("add refuses a bad tenant id and a hash already held", "[serve][keys]"
   ring.add("acme", KeyRing::hash_key("k1"));
   CHECK_THROWS_AS(ring.add("", KeyRing::hash_key("k2")), annals::InvalidArgument);
   CHECK_THROWS_AS(ring.add("a b", KeyRing::hash_key("k2")), annals::InvalidArgument);
+  CHECK_THROWS_AS(ring.add("#acme", KeyRing::hash_key("k2")), annals::InvalidArgument);
+  CHECK_THROWS_AS(ring.add("a\nb", KeyRing::hash_key("k2")), annals::InvalidArgument);
+  // What the store accepts as a tenant id, the file can hold: any UTF-8 field.
+  for (const char* id : {"org:acme", "user@example.com", "caf\xc3\xa9", "ac/me"}) {
+    const std::string key = std::string("key-of-") + id;
+    CHECK(KeyRing::parse(KeyRing::file_line(id, key)).authenticate(key) ==
+          std::optional<std::string>(id));
+  }
   CHECK_THROWS_WITH(ring.add("beta", KeyRing::hash_key("k1")),
                     Catch::Contains("already held (tenant 'acme')"));
   CHECK(ring.size() == 1);

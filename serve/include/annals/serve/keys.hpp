@@ -11,8 +11,8 @@
 //   # tenant   sha256 of the key, 64 hex digits
 //   acme       9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
 //
-// Blank lines and lines starting with '#' are ignored. A tenant id is 1..128 bytes of
-// [A-Za-z0-9._-]. Several keys may belong to one tenant (rotation); one hash may appear once.
+// Blank lines and lines starting with '#' are ignored. A tenant id is 1..128 bytes of UTF-8
+// without blanks or control characters, not starting with '#'. Several keys may belong to one tenant (rotation); one hash may appear once.
 //
 // Thread-safety: a KeyRing is immutable after it is built; authenticate() may be called from any
 // number of threads at once.
