@@ -16,7 +16,7 @@ packages=(build-essential cmake pkg-config libboost-dev libsqlitecpp-dev libsqli
           libcereal-dev rapidjson-dev nlohmann-json3-dev libssl-dev catch2 libcli11-dev
           libpq-dev
           postgresql-15
-          python3 curl wrk  # tests/browser/viewer_test.py; annals_bench W9 (wrk)
+          python3 curl wrk  # python3: tests/browser/; curl: docs/serve.md examples; wrk: annals_bench W9
 )
 # Headless Chromium and its WebDriver for tests/browser/viewer_test.py. Large, and not
 # installable everywhere (e.g. where chromium is a snap): kept apart from the packages above.
