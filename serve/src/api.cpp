@@ -1,5 +1,6 @@
 #include "api.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <exception>
@@ -35,6 +36,7 @@ constexpr std::uint64_t kMaxEventsLimit = 1000;
 constexpr std::uint64_t kDefaultEventsLimit = 100;
 constexpr std::uint64_t kMaxAfterVersion = std::uint64_t{1} << 63;
 constexpr std::size_t kMaxStreamIdBytes = 1024;  // the store refuses longer stream ids
+constexpr std::chrono::seconds kVerifyMaxAge{60};
 
 // An answer a handler decided on; thrown to handle(), which turns it into the error body.
 struct ApiError {
@@ -172,9 +174,11 @@ struct Api::Endpoints {
   WorkflowRunRepository runs;
   NodeExecutionRepository nodes;
 
-  // /v1/verify: one verification at a time; its answer is kept for the head it covered.
+  // /v1/verify: one verification at a time; its answer is kept for the head it covered, for at
+  // most kVerifyMaxAge (a change made behind the store's back leaves the head where it was).
   std::mutex verify_mutex;
   std::optional<std::uint64_t> verified_head;
+  std::chrono::steady_clock::time_point verified_at;
   std::string verified_body;
 };
 
@@ -299,7 +303,10 @@ HttpResponse Api::route(const HttpRequest& request) const {
     const Query query(parsed.query, {});
     const std::lock_guard lock(api.verify_mutex);
     const std::uint64_t head = api.store->head_position();
-    if (api.verified_head && *api.verified_head == head) return json_response(api.verified_body);
+    const auto now = std::chrono::steady_clock::now();
+    if (api.verified_head && *api.verified_head == head && now - api.verified_at < kVerifyMaxAge) {
+      return json_response(api.verified_body);
+    }
     std::uint64_t covered = head;
     Json body;
     try {
@@ -318,6 +325,7 @@ HttpResponse Api::route(const HttpRequest& request) const {
     }
     api.verified_body = dump(body);
     api.verified_head = covered;
+    api.verified_at = now;
     return json_response(api.verified_body);
   }
 
