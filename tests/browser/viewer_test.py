@@ -311,19 +311,26 @@ def run_browser(args, procs, base, key, api):
         check(len(set(r["id"] for r in shown)) == len(shown), "a run is listed twice")
         log(f"after scrolling: {len(shown)} rows, the first {limit + len(page2['data'])} equal the API's two pages")
 
-        # Open a run of the second page.
-        run = page2["data"][min(2, len(page2["data"]) - 1)]
+        # Open a run of the second page: the first with node executions.
+        run, nodes = None, []
+        for candidate in page2["data"]:
+            nodes = api.get(f"/v1/workflow-runs/{candidate['id']}/node-executions")["data"]
+            if nodes:
+                run = candidate
+                break
+        check(run is not None, "no run of the second page has node executions in the API")
         wd.click(f"button.run-open[data-run-id='{run['id']}']")
         wd.wait("const d = document.getElementById('detail');"
                 " return d.dataset.state === 'loaded' && d.dataset.runId === arguments[0]",
                 f"run {run['id']}'s detail", run["id"])
         fields = wd.js("return Object.fromEntries([...document.querySelectorAll('#run-fields dd')]"
                        ".map(dd => [dd.dataset.field, dd.textContent]))")
-        for name in ("id", "app_id", "workflow_id", "triggered_from", "status", "created_by", "created_at"):
-            check(fields.get(name) == text(run[name]), f"run field {name}: page {fields.get(name)!r}, API {run[name]!r}")
+        want_fields = {name: text(run[name]) for name in
+                       ("id", "app_id", "workflow_id", "triggered_from", "status", "created_by", "inputs")}
+        want_fields["created_at"] = run["created_at"].replace("T", " ").removesuffix("Z")  # shown so, in UTC
+        for name, want in want_fields.items():
+            check(fields.get(name) == want, f"run field {name}: page {fields.get(name)!r}, API {want!r}")
 
-        nodes = api.get(f"/v1/workflow-runs/{run['id']}/node-executions")["data"]
-        check(len(nodes) > 0, f"run {run['id']} has no node executions in the API")
         shown_nodes = wd.js(NODES_JS)
         want_nodes = [{"index": str(n["index"]), "node_id": n["node_id"], "node_type": n["node_type"],
                        "status": n["status"], "total_tokens": str(n["total_tokens"]),
@@ -407,7 +414,8 @@ def start_server(args, procs, work):
             line = lines.get(timeout=remaining)
         except queue.Empty:
             continue
-        check(line is not None, f"annals serve exited ({server.wait()}): {''.join(seen)}")
+        if line is None:
+            raise Failure(f"annals serve exited ({server.wait()}) before listening: {''.join(seen)}")
         seen.append(line)
         m = re.search(r"listening on (http://127\.0\.0\.1:(\d+))/", line)
         if m:
