@@ -150,6 +150,7 @@ class WebDriver:
     def new_session(self, chromium, user_data_dir):
         caps = {"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
+            "goog:loggingPrefs": {"browser": "ALL"},
             "goog:chromeOptions": {"binary": chromium,
                                    "args": CHROMIUM_ARGS + ["--user-data-dir=" + user_data_dir]}}}}
         value = self.call("POST", "/session", caps)
@@ -199,6 +200,10 @@ class WebDriver:
                         " chain: document.getElementById('chain').textContent,"
                         " message: document.getElementById('message').textContent}")
         raise Failure(f"waited {WAIT_SECONDS} s for {what}; page state: {state}")
+
+    def console(self):
+        """The browser console's entries so far (chromedriver's log endpoint)."""
+        return self.s("/se/log", "POST", {"type": "browser"})
 
     def screenshot(self, path):
         png = base64.b64decode(self.s("/screenshot"))
@@ -378,6 +383,12 @@ def run_browser(args, procs, base, key, api):
               and verify["head_hash"][:12] in banner_text,
               f"chain banner {banner_text!r}, /v1/verify says {verify}")
         log(f"chain banner: {banner_text}")
+
+        # No script error and no Content-Security-Policy violation on the way. The wrong key's
+        # 401 responses are logged by the browser as failed loads: those are expected.
+        problems = [e["message"] for e in wd.console()
+                    if e.get("level") == "SEVERE" and "status of 401" not in e.get("message", "")]
+        check(not problems, f"the browser console reports: {problems}")
 
         shot = os.path.join(args.out, "viewer_test.png")
         wd.screenshot(shot)
