@@ -372,6 +372,17 @@ def run_browser(args, procs, base, key, api):
         log(f"run {run['id']}: {len(events)} events equal the API's (types {sorted(set(e['type'] for e in events))},"
             f" correlation id {events[0]['metadata']['correlation_id']!r})")
 
+        # "Open run" by id (the way to a deleted run's history): a run of the first page.
+        other = page1["data"][0]
+        wd.type("#open-run-id", other["id"])
+        wd.click("#open-run")
+        wd.wait("const d = document.getElementById('detail');"
+                " return d.dataset.state === 'loaded' && d.dataset.runId === arguments[0]"
+                " && document.querySelectorAll('#events-body tr').length > 0",
+                f"run {other['id']} opened by id", other["id"])
+        opened = wd.js("return document.querySelector('#run-fields dd[data-field=\"status\"]').textContent")
+        check(opened == other["status"], f"run {other['id']} opened by id shows status {opened!r}, API {other['status']!r}")
+
         # The chain banner.
         verify = api.get("/v1/verify")
         check(verify.get("ok") is True, f"/v1/verify says the demo chain is not ok: {verify}")
