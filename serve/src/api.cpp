@@ -37,6 +37,7 @@ constexpr std::uint64_t kDefaultEventsLimit = 100;
 constexpr std::uint64_t kMaxAfterVersion = std::uint64_t{1} << 63;
 constexpr std::size_t kMaxStreamIdBytes = 1024;  // the store refuses longer stream ids
 constexpr std::chrono::seconds kVerifyMaxAge{60};
+constexpr std::size_t kMaxAppTriggers = 1000;  // (app, trigger) pairs /v1/apps lists at most
 
 // An answer a handler decided on; thrown to handle(), which turns it into the error body.
 struct ApiError {
@@ -106,12 +107,17 @@ class Query {
     };
     if (text->empty()) throw problem();
     std::uint64_t value = 0;
+    bool too_large = false;  // kept apart from value, which must not wrap around
     for (const char c : *text) {
       if (c < '0' || c > '9') throw problem();
-      if (value > max) continue;  // already out of range; keep checking the characters
-      value = value * 10 + static_cast<std::uint64_t>(c - '0');
+      const auto digit = static_cast<std::uint64_t>(c - '0');
+      if (too_large || value > (max - digit) / 10) {
+        too_large = true;
+        continue;
+      }
+      value = value * 10 + digit;
     }
-    if (value < min || value > max) throw problem();
+    if (too_large || value < min) throw problem();
     return value;
   }
 
@@ -164,6 +170,16 @@ HttpResponse error_response(unsigned status, std::string_view code, std::string_
   return response;
 }
 
+std::string first_app_trigger_sql() {
+  return "SELECT app_id, triggered_from FROM " + std::string(WorkflowProjection::kRunsTable) +
+         " WHERE tenant_id = $1 ORDER BY app_id, triggered_from LIMIT 1";
+}
+std::string next_app_trigger_sql() {
+  return "SELECT app_id, triggered_from FROM " + std::string(WorkflowProjection::kRunsTable) +
+         " WHERE tenant_id = $1 AND (app_id, triggered_from) > ($2, $3)"
+         " ORDER BY app_id, triggered_from LIMIT 1";
+}
+
 struct Api::Endpoints {
   explicit Endpoints(const RepositoryFactory& factory)
       : store(factory.sql_event_store()),
@@ -202,7 +218,8 @@ HttpResponse Api::handle(const HttpRequest& request) const {
   } catch (const StoreError& e) {
     if (e.transient()) {
       HttpResponse response =
-          error_response(503, "unavailable", "the store is busy; retry in a moment");
+          error_response(503, "unavailable",
+                         "the store cannot answer now (busy, locked or I/O); retry in a moment");
       response.headers.emplace_back("Retry-After", "1");
       return response;
     }
@@ -327,6 +344,36 @@ HttpResponse Api::route(const HttpRequest& request) const {
     api.verified_head = covered;
     api.verified_at = now;
     return json_response(api.verified_body);
+  }
+
+  // GET /v1/apps: the tenant's app ids, each with the triggers it has runs of. A skip-scan of
+  // the page index (tenant_id, app_id, triggered_from, ...): one index seek per pair found,
+  // whatever the number of runs, and at most kMaxAppTriggers pairs.
+  if (s.size() == 2 && s[1] == "apps") {
+    const Query query(parsed.query, {});
+    std::vector<std::pair<std::string, std::string>> pairs;
+    bool has_more = false;
+    api.store->read_transaction([&](SqlSession& sql) {
+      pairs.clear();
+      has_more = false;
+      std::vector<SqlRow> rows = sql.query(first_app_trigger_sql(), {tenant});
+      while (!rows.empty()) {
+        if (pairs.size() == kMaxAppTriggers) {
+          has_more = true;
+          break;
+        }
+        pairs.emplace_back(rows.front().text(0), rows.front().text(1));
+        rows = sql.query(next_app_trigger_sql(), {tenant, pairs.back().first, pairs.back().second});
+      }
+    });
+    Json data = Json::array();
+    for (const auto& [app, trigger] : pairs) {
+      if (data.empty() || data.back().at("app_id") != app) {
+        data.push_back(Json{{"app_id", app}, {"triggered_from", Json::array()}});
+      }
+      data.back().at("triggered_from").push_back(trigger);
+    }
+    return json_response(dump(Json{{"data", std::move(data)}, {"has_more", has_more}}));
   }
 
   // GET /v1/apps/{app_id}/workflow-runs

@@ -21,6 +21,7 @@ namespace {
 std::vector<std::string> v1_targets(const ServeFixture& f) {
   const std::string run = f.data.acme_app1_runs[0];
   return {"/v1/verify",
+          "/v1/apps",
           "/v1/apps/app-1/workflow-runs",
           "/v1/apps/app-1/workflow-runs?limit=5&last_id=" + run,
           "/v1/apps/app-1/workflow-runs/" + run,
