@@ -288,7 +288,16 @@ def run_browser(args, procs, base, key, api):
         # The demo key, app support-bot, trigger app-run.
         wd.type("#key", key)
         wd.click("#key-use")
+        # The app suggestions and trigger choices come from GET /v1/apps.
+        apps = api.get("/v1/apps")["data"]
+        wd.wait("return document.getElementById('app-ids').dataset.state === 'loaded'", "the app list")
+        suggested = wd.js("return [...document.querySelectorAll('#app-ids option')].map(o => o.value)")
+        check(suggested == [a["app_id"] for a in apps], f"app suggestions {suggested}, /v1/apps says {apps}")
         wd.type("#app", "support-bot")
+        triggers = next(a["triggered_from"] for a in apps if a["app_id"] == "support-bot")
+        offered = wd.js("return [...document.querySelectorAll('#trigger option')].map(o => [o.value, o.textContent])")
+        for t in triggers:
+            check([t, t] in offered, f"trigger {t!r} of support-bot (/v1/apps) is not offered as such: {offered}")
         wd.click("#trigger option[value='app-run']")
         wd.click("#filter-apply")
         check(key not in wd.js("return location.href"), "the key is in the page's URL")
