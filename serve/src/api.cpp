@@ -233,11 +233,52 @@ HttpResponse Api::handle(const HttpRequest& request) const {
                         "the server failed to answer this request; its log says why");
 }
 
+namespace {
+
+HttpResponse viewer_page() {
+  HttpResponse response;
+  response.content_type = "text/html; charset=utf-8";
+  response.body = std::string(viewer_html());
+  response.headers.emplace_back("Content-Security-Policy", std::string(kContentSecurityPolicy));
+  return response;
+}
+
+// The tenant of the request's bearer key; a 401 ApiError saying what is wrong (never repeating
+// what was sent) otherwise.
+std::string authenticate(const KeyRing& keys, const HttpRequest& request) {
+  const auto unauthorized = [](std::string message) {
+    return ApiError{401, "unauthorized", std::move(message)};
+  };
+  if (!request.has_authorization && request.authorization.empty()) {
+    throw unauthorized("this endpoint needs an API key: send 'Authorization: Bearer <key>'");
+  }
+  const std::string_view value = trim(request.authorization);
+  if (value.empty()) {
+    throw unauthorized("the Authorization header is empty: expected 'Bearer <key>'");
+  }
+  const std::size_t space = value.find_first_of(" \t");
+  if (!iequals(value.substr(0, space), "Bearer")) {
+    throw unauthorized(
+        "the Authorization header is not of the Bearer scheme: expected 'Bearer <key>'");
+  }
+  const std::string_view key =
+      space == std::string_view::npos ? std::string_view() : trim(value.substr(space));
+  if (key.empty() || key.find_first_of(" \t") != std::string_view::npos) {
+    throw unauthorized(
+        "the Authorization header does not hold one key after 'Bearer': expected 'Bearer <key>'");
+  }
+  std::optional<std::string> found = keys.authenticate(key);
+  if (!found) throw unauthorized("the key is not known to this server");
+  return std::move(*found);
+}
+
+}  // namespace
+
 HttpResponse Api::route(const HttpRequest& request) const {
   if (request.method != "GET") {
     ApiError e{405, "method_not_allowed",
                "method '" + printable(request.method) +
-                   "' is not allowed: every endpoint answers GET only"};
+                   "' is not allowed; every endpoint answers GET only"};
     HttpResponse response = error_response(e.status, e.code, e.message);
     response.headers.emplace_back("Allow", "GET");
     return response;
@@ -252,34 +293,11 @@ HttpResponse Api::route(const HttpRequest& request) const {
 
   // Every /v1 target is authenticated first, whatever else is wrong with it: a client without
   // a key learns nothing about what the API would have said.
-  std::string tenant;
+  std::optional<std::string> authenticated;
   if (raw_path == "/v1" || raw_path.starts_with("/v1/")) {
-    const auto unauthorized = [](std::string message) {
-      return ApiError{401, "unauthorized", std::move(message)};
-    };
-    if (!request.has_authorization && request.authorization.empty()) {
-      throw unauthorized("this endpoint needs an API key: send 'Authorization: Bearer <key>'");
-    }
-    const std::string_view value = trim(request.authorization);
-    if (value.empty()) {
-      throw unauthorized("the Authorization header is empty: expected 'Bearer <key>'");
-    }
-    const std::size_t space = value.find_first_of(" \t");
-    if (!iequals(value.substr(0, space), "Bearer")) {
-      throw unauthorized(
-          "the Authorization header is not of the Bearer scheme: expected 'Bearer <key>'");
-    }
-    const std::string_view key =
-        space == std::string_view::npos ? std::string_view() : trim(value.substr(space));
-    if (key.empty() || key.find_first_of(" \t") != std::string_view::npos) {
-      throw unauthorized(
-          "the Authorization header does not hold one key after 'Bearer': "
-          "expected 'Bearer <key>'");
-    }
-    std::optional<std::string> found = keys_.authenticate(key);
-    if (!found) throw unauthorized("the key is not known to this server");
-    tenant = std::move(*found);
+    authenticated = authenticate(keys_, request);
   }
+  if (raw_path == "/") return viewer_page();  // its query string is ignored
 
   RequestTarget parsed;
   try {
@@ -299,14 +317,6 @@ HttpResponse Api::route(const HttpRequest& request) const {
     if (s[i].empty() && s.size() > 1) throw not_found_path();
   }
 
-  if (s.size() == 1 && s[0].empty()) {
-    HttpResponse response;
-    response.content_type = "text/html; charset=utf-8";
-    response.body = std::string(viewer_html());
-    response.headers.emplace_back("Content-Security-Policy", std::string(kContentSecurityPolicy));
-    return response;
-  }
-
   if (s.size() == 1 && s[0] == "healthz") {
     const Query query(parsed.query, {});
     return json_response(
@@ -314,6 +324,9 @@ HttpResponse Api::route(const HttpRequest& request) const {
   }
 
   if (s.empty() || s[0] != "v1") throw not_found_path();
+  // A first segment that only decodes to "v1" ("/%761/...") is /v1 as well, and needs the key.
+  if (!authenticated) authenticated = authenticate(keys_, request);
+  const std::string& tenant = *authenticated;
 
   // GET /v1/verify
   if (s.size() == 2 && s[1] == "verify") {

@@ -277,6 +277,7 @@ TEST_CASE("healthz and the page need no key; every response carries the common h
   REQUIRE(page.status == 200);
   CHECK(page.header("content-type") == "text/html; charset=utf-8");
   CHECK(page.body == serve::detail::viewer_html());
+  CHECK(f.get("/?key=x&%zz").body == page.body);  // the page's query string is ignored
   CHECK(page.header("content-security-policy") ==
         "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' "
         "'unsafe-inline'; connect-src 'self'; img-src 'self' data:");
