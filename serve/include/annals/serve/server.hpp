@@ -12,8 +12,9 @@
 // One Boost.Asio io_context runs on `threads` threads. Every /v1 request needs
 // "Authorization: Bearer <key>"; the key decides the tenant. No endpoint writes.
 //
-// Thread-safety: stop() may be called from any thread (also before or while run() runs);
-// the other members from one thread.
+// Thread-safety: stop() and stats() may be called from any thread (also before or while run()
+// runs); the other members from one thread. A request handler that never returns cannot be
+// interrupted: run() and stop() wait for it (shutdown_grace closes connections, not handlers).
 
 #include <chrono>
 #include <cstddef>
@@ -41,13 +42,18 @@ struct ServerOptions {
   std::chrono::milliseconds shutdown_grace{10'000};
 };
 
+// Counters since the server was built; each is read atomically (not all at one instant).
 struct ServerStats {
-  std::uint64_t connections_accepted = 0;
-  std::uint64_t connections_refused = 0;  // over max_connections
-  std::uint64_t requests = 0;
-  std::uint64_t responses_4xx = 0;
-  std::uint64_t responses_5xx = 0;
+  std::uint64_t connections_accepted = 0;  // connections served (not counting the refused)
+  std::uint64_t connections_refused = 0;   // over max_connections: answered 503 and closed
+  std::uint64_t requests = 0;              // request heads parsed (any method, any target)
+  std::uint64_t responses_4xx = 0;         // every 4xx written, also the transport's own (408...)
+  std::uint64_t responses_5xx = 0;         // every 5xx written, also the 503s of refused ones
 };
+
+namespace detail {
+struct ServerAccess;  // src/transport.hpp: builds a Server around a test's own handler
+}  // namespace detail
 
 class Server {
  public:
@@ -79,7 +85,10 @@ class Server {
   [[nodiscard]] ServerStats stats() const;
 
  private:
+  friend struct detail::ServerAccess;
   struct Impl;
+  explicit Server(std::unique_ptr<Impl> impl);
+
   std::unique_ptr<Impl> impl_;
 };
 
