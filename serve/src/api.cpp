@@ -1,28 +1,422 @@
-// SKELETON: the api helper replaces this file (routing, auth, JSON).
 #include "api.hpp"
 
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <initializer_list>
+#include <limits>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
 #include <utility>
 
+#include "annals/aggregates/workflow_run.hpp"
+#include "annals/events/error.hpp"
+#include "annals/events/printable.hpp"
+#include "annals/events/workflow_events.hpp"
+#include "annals/projections/workflow_projection.hpp"
+#include "annals/serve/views_json.hpp"
+#include "annals/store/export.hpp"
+#include "annals/store/hash_chain.hpp"
+#include "target.hpp"
+
 namespace annals::serve::detail {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+constexpr std::string_view kContentSecurityPolicy =
+    "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; "
+    "connect-src 'self'; img-src 'self' data:";
+constexpr std::uint64_t kMaxRunsLimit = WorkflowRunRepository::kMaxPageSize;  // 1000
+constexpr std::uint64_t kDefaultRunsLimit = 20;
+constexpr std::uint64_t kMaxEventsLimit = 1000;
+constexpr std::uint64_t kDefaultEventsLimit = 100;
+constexpr std::uint64_t kMaxAfterVersion = std::uint64_t{1} << 63;
+constexpr std::size_t kMaxStreamIdBytes = 1024;  // the store refuses longer stream ids
+
+// An answer a handler decided on; thrown to handle(), which turns it into the error body.
+struct ApiError {
+  unsigned status;
+  std::string code;
+  std::string message;
+};
+
+ApiError invalid_parameter(std::string message) {
+  return ApiError{400, "invalid_parameter", std::move(message)};
+}
+
+std::string dump(const Json& json) {
+  return json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+HttpResponse json_response(std::string body) {
+  HttpResponse response;
+  response.body = std::move(body);
+  return response;
+}
+
+// The query parameters of one endpoint: each at most once, and only those it knows.
+class Query {
+ public:
+  Query(const std::vector<std::pair<std::string, std::string>>& items,
+        std::initializer_list<std::string_view> allowed) {
+    for (const auto& [name, value] : items) {
+      bool known = false;
+      for (const std::string_view a : allowed) known = known || a == name;
+      if (!known) {
+        std::string expected;
+        for (const std::string_view a : allowed)
+          expected += (expected.empty() ? "" : ", ") + std::string(a);
+        throw invalid_parameter("unknown query parameter '" + printable(name) + "': " +
+                                (allowed.size() == 0 ? std::string("this endpoint takes none")
+                                                     : "this endpoint takes " + expected));
+      }
+      for (const auto& [seen, seen_value] : values_) {
+        if (seen == name) {
+          throw invalid_parameter("query parameter '" + printable(name) +
+                                  "' is given more than once ('" + printable(seen_value) +
+                                  "' and '" + printable(value) + "'): expected it at most once");
+        }
+      }
+      values_.emplace_back(name, value);
+    }
+  }
+
+  [[nodiscard]] std::optional<std::string> get(std::string_view name) const {
+    for (const auto& [n, v] : values_) {
+      if (n == name) return v;
+    }
+    return std::nullopt;
+  }
+
+  // A whole number in min..max written in decimal digits only (no sign, space, exponent or
+  // fraction), or `fallback` when the parameter is absent.
+  [[nodiscard]] std::uint64_t number(std::string_view name, std::uint64_t min, std::uint64_t max,
+                                     std::uint64_t fallback) const {
+    const std::optional<std::string> text = get(name);
+    if (!text) return fallback;
+    const auto problem = [&] {
+      return invalid_parameter(std::string(name) + " '" + printable(*text) +
+                               "': expected a whole number from " + std::to_string(min) + " to " +
+                               std::to_string(max) + ", in decimal digits only");
+    };
+    if (text->empty()) throw problem();
+    std::uint64_t value = 0;
+    for (const char c : *text) {
+      if (c < '0' || c > '9') throw problem();
+      if (value > max) continue;  // already out of range; keep checking the characters
+      value = value * 10 + static_cast<std::uint64_t>(c - '0');
+    }
+    if (value < min || value > max) throw problem();
+    return value;
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> values_;
+};
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
+    if (lower(a[i]) != lower(b[i])) return false;
+  }
+  return true;
+}
+
+std::string_view trim(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  return text;
+}
+
+// Whether a stream's first event is a RunCreated of this tenant: the run is the tenant's.
+bool created_by_tenant(const RecordedEvent& first, std::string_view tenant) {
+  if (first.type != RunCreated::kType) return false;
+  const std::optional<std::string> payload = workflow_payload_json(first);
+  if (!payload) return false;
+  const Json json = Json::parse(*payload, nullptr, false);
+  if (!json.is_object()) return false;
+  const auto it = json.find("tenant_id");
+  return it != json.end() && it->is_string() && it->get_ref<const std::string&>() == tenant;
+}
+
+void log_internal_error(const HttpRequest& request, std::string_view what) {
+  const std::string line = "annals serve: internal error answering " + printable(request.method) +
+                           " " + printable(request.target, 200) + ": " + printable(what, 1000) +
+                           "\n";
+  std::fwrite(line.data(), 1, line.size(), stderr);
+}
+
+}  // namespace
 
 HttpResponse error_response(unsigned status, std::string_view code, std::string_view message) {
   HttpResponse response;
   response.status = status;
-  response.body = nlohmann::ordered_json{{"error",
-                                          {{"status", status},
-                                           {"code", std::string(code)},
-                                           {"message", std::string(message)}}}}
-                      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  response.body = dump(
+      Json{{"error",
+            {{"status", status}, {"code", std::string(code)}, {"message", std::string(message)}}}});
   if (status == 401) response.headers.emplace_back("WWW-Authenticate", "Bearer");
   return response;
 }
 
-Api::Api(RepositoryFactory factory, KeyRing keys)
-    : factory_(std::move(factory)), keys_(std::move(keys)) {}
+struct Api::Endpoints {
+  explicit Endpoints(const RepositoryFactory& factory)
+      : store(factory.sql_event_store()),
+        runs(factory.create_workflow_run_repository()),
+        nodes(factory.create_node_execution_repository()) {}
 
-HttpResponse Api::handle(const HttpRequest&) const {
-  return error_response(501, "not_implemented", "skeleton");
+  std::shared_ptr<SqlEventStore> store;
+  WorkflowRunRepository runs;
+  NodeExecutionRepository nodes;
+
+  // /v1/verify: one verification at a time; its answer is kept for the head it covered.
+  std::mutex verify_mutex;
+  std::optional<std::uint64_t> verified_head;
+  std::string verified_body;
+};
+
+Api::Api(RepositoryFactory factory, KeyRing keys)
+    : factory_(std::move(factory)),
+      keys_(std::move(keys)),
+      endpoints_(std::make_unique<Endpoints>(factory_)) {}
+Api::~Api() = default;
+Api::Api(Api&&) noexcept = default;
+Api& Api::operator=(Api&&) noexcept = default;
+
+HttpResponse Api::handle(const HttpRequest& request) const {
+  try {
+    return route(request);
+  } catch (const ApiError& e) {
+    return error_response(e.status, e.code, e.message);
+  } catch (const NotFound&) {
+    return error_response(404, "not_found", "not found");
+  } catch (const InvalidArgument& e) {
+    return error_response(400, "bad_request", e.what());
+  } catch (const StoreError& e) {
+    if (e.transient()) {
+      HttpResponse response =
+          error_response(503, "unavailable", "the store is busy; retry in a moment");
+      response.headers.emplace_back("Retry-After", "1");
+      return response;
+    }
+    log_internal_error(request, e.what());
+  } catch (const std::exception& e) {
+    log_internal_error(request, e.what());
+  } catch (...) {
+    log_internal_error(request, "an exception that is not a std::exception");
+  }
+  return error_response(500, "internal",
+                        "the server failed to answer this request; its log says why");
+}
+
+HttpResponse Api::route(const HttpRequest& request) const {
+  if (request.method != "GET") {
+    ApiError e{405, "method_not_allowed",
+               "method '" + printable(request.method) +
+                   "' is not allowed: every endpoint answers GET only"};
+    HttpResponse response = error_response(e.status, e.code, e.message);
+    response.headers.emplace_back("Allow", "GET");
+    return response;
+  }
+  const std::string_view target = request.target;
+  if (target.empty() || target.front() != '/') {
+    throw ApiError{400, "bad_request",
+                   "request target '" + printable(target) +
+                       "': expected a path starting with '/' (origin-form)"};
+  }
+  const std::string_view raw_path = target.substr(0, target.find('?'));
+
+  // Every /v1 target is authenticated first, whatever else is wrong with it: a client without
+  // a key learns nothing about what the API would have said.
+  std::string tenant;
+  if (raw_path == "/v1" || raw_path.starts_with("/v1/")) {
+    const auto unauthorized = [](std::string message) {
+      return ApiError{401, "unauthorized", std::move(message)};
+    };
+    if (!request.has_authorization && request.authorization.empty()) {
+      throw unauthorized("this endpoint needs an API key: send 'Authorization: Bearer <key>'");
+    }
+    const std::string_view value = trim(request.authorization);
+    if (value.empty()) {
+      throw unauthorized("the Authorization header is empty: expected 'Bearer <key>'");
+    }
+    const std::size_t space = value.find_first_of(" \t");
+    if (!iequals(value.substr(0, space), "Bearer")) {
+      throw unauthorized(
+          "the Authorization header is not of the Bearer scheme: expected 'Bearer <key>'");
+    }
+    const std::string_view key =
+        space == std::string_view::npos ? std::string_view() : trim(value.substr(space));
+    if (key.empty() || key.find_first_of(" \t") != std::string_view::npos) {
+      throw unauthorized(
+          "the Authorization header does not hold one key after 'Bearer': "
+          "expected 'Bearer <key>'");
+    }
+    std::optional<std::string> found = keys_.authenticate(key);
+    if (!found) throw unauthorized("the key is not known to this server");
+    tenant = std::move(*found);
+  }
+
+  RequestTarget parsed;
+  try {
+    parsed = parse_target(target);
+  } catch (const InvalidArgument& e) {
+    throw invalid_parameter(e.what());
+  }
+  const std::vector<std::string>& s = parsed.segments;
+  Endpoints& api = *endpoints_;
+  const auto not_found_path = [&] {
+    return ApiError{
+        404, "not_found",
+        "no endpoint GET '" + printable(raw_path, 200) + "' (docs/serve.md lists the endpoints)"};
+  };
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    // An empty segment ("//", a trailing '/') is no endpoint; "/" alone is the page.
+    if (s[i].empty() && s.size() > 1) throw not_found_path();
+  }
+
+  if (s.size() == 1 && s[0].empty()) {
+    HttpResponse response;
+    response.content_type = "text/html; charset=utf-8";
+    response.body = std::string(viewer_html());
+    response.headers.emplace_back("Content-Security-Policy", std::string(kContentSecurityPolicy));
+    return response;
+  }
+
+  if (s.size() == 1 && s[0] == "healthz") {
+    const Query query(parsed.query, {});
+    return json_response(
+        dump(Json{{"status", "ok"}, {"head_position", api.store->head_position()}}));
+  }
+
+  if (s.empty() || s[0] != "v1") throw not_found_path();
+
+  // GET /v1/verify
+  if (s.size() == 2 && s[1] == "verify") {
+    const Query query(parsed.query, {});
+    const std::lock_guard lock(api.verify_mutex);
+    const std::uint64_t head = api.store->head_position();
+    if (api.verified_head && *api.verified_head == head) return json_response(api.verified_body);
+    std::uint64_t covered = head;
+    Json body;
+    try {
+      const LogVerification v = verify_log(*api.store);
+      covered = v.head_position;
+      body = Json{{"ok", true},
+                  {"head_position", v.head_position},
+                  {"head_hash", to_hex(v.head_hash)},
+                  {"events", v.events},
+                  {"purged", v.purged}};
+    } catch (const IntegrityError& e) {
+      body = Json{{"ok", false},
+                  {"head_position", head},
+                  {"first_bad_position", e.position()},
+                  {"message", e.what()}};
+    }
+    api.verified_body = dump(body);
+    api.verified_head = covered;
+    return json_response(api.verified_body);
+  }
+
+  // GET /v1/apps/{app_id}/workflow-runs
+  if (s.size() == 4 && s[1] == "apps" && s[3] == "workflow-runs") {
+    const std::string& app_id = s[2];
+    const Query query(parsed.query, {"triggered_from", "limit", "last_id"});
+    const std::string trigger = query.get("triggered_from").value_or("app-run");
+    if (trigger.empty()) {
+      throw invalid_parameter(
+          "triggered_from '': expected a trigger such as app-run (the default) or debugging");
+    }
+    const std::uint64_t limit = query.number("limit", 1, kMaxRunsLimit, kDefaultRunsLimit);
+    const std::optional<std::string> last_id = query.get("last_id");
+    if (last_id && last_id->empty()) {
+      throw invalid_parameter("last_id '': expected the id of the last run of the previous page");
+    }
+    try {
+      return json_response(dump(
+          to_json(api.runs.get_paginated_workflow_runs(tenant, app_id, trigger, limit, last_id))));
+    } catch (const NotFound&) {
+      throw ApiError{404, "not_found",
+                     "last_id '" + printable(*last_id) + "' is not a run in app '" +
+                         printable(app_id) + "' with triggered_from '" + printable(trigger) + "'"};
+    }
+  }
+
+  // GET /v1/apps/{app_id}/workflow-runs/{run_id}
+  if (s.size() == 5 && s[1] == "apps" && s[3] == "workflow-runs") {
+    const Query query(parsed.query, {});
+    const std::optional<WorkflowRunView> run = api.runs.get_workflow_run_by_id(tenant, s[2], s[4]);
+    if (!run) {
+      throw ApiError{404, "not_found",
+                     "no run '" + printable(s[4]) + "' in app '" + printable(s[2]) + "'"};
+    }
+    return json_response(dump(to_json(*run)));
+  }
+
+  if (s.size() == 4 && s[1] == "workflow-runs" && (s[3] == "node-executions" || s[3] == "events")) {
+    const std::string& run_id = s[2];
+    // One message for a run that does not exist, was deleted (node executions) or is another
+    // tenant's: the answer must not tell them apart.
+    const ApiError no_run{404, "not_found", "no run '" + printable(run_id) + "'"};
+
+    // GET /v1/workflow-runs/{run_id}/node-executions
+    if (s[3] == "node-executions") {
+      const Query query(parsed.query, {});
+      bool exists = false;
+      std::vector<SqlRow> rows;
+      api.store->read_transaction([&](SqlSession& sql) {
+        exists = !sql.query("SELECT 1 FROM " + std::string(WorkflowProjection::kRunsTable) +
+                                " WHERE id = $1 AND tenant_id = $2",
+                            {run_id, tenant})
+                      .empty();
+        if (exists) {
+          rows = sql.query(workflow_sql::select_node_executions_by_run(), {tenant, run_id});
+        }
+      });
+      if (!exists) throw no_run;
+      Json data = Json::array();
+      for (const SqlRow& row : rows)
+        data.push_back(to_json(workflow_sql::node_execution_from_row(row)));
+      return json_response(dump(Json{{"data", std::move(data)}}));
+    }
+
+    // GET /v1/workflow-runs/{run_id}/events
+    const Query query(parsed.query, {"after_version", "limit"});
+    const std::uint64_t after = query.number("after_version", 0, kMaxAfterVersion, 0);
+    const std::uint64_t limit = query.number("limit", 1, kMaxEventsLimit, kDefaultEventsLimit);
+    const std::string stream = WorkflowRun::stream_id_for(run_id);
+    if (stream.size() > kMaxStreamIdBytes) throw no_run;  // no stream can have this id
+    const std::vector<RecordedEvent> first = api.store->read_stream(stream, 1, 1);
+    if (first.empty() || !created_by_tenant(first.front(), tenant)) throw no_run;
+    std::vector<RecordedEvent> events;
+    // Versions are at most 2^63 - 1, so nothing follows an after_version that large.
+    if (after < static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+      events = api.store->read_stream(stream, after + 1, limit + 1);
+    }
+    const bool has_more = events.size() > limit;
+    if (has_more) events.resize(limit);
+    // Each event is its export line (docs/export-format.md) as it is, so a client can recompute
+    // the hash chain from exactly the fields an export would give it.
+    std::ostringstream lines;
+    const ExportOptions options{.payload_json = workflow_payload_json};
+    std::string body = "{\"data\":[";
+    for (std::size_t i = 0; i < events.size(); ++i) {
+      lines.str({});
+      write_export_line(lines, events[i], options);
+      std::string line = lines.str();
+      if (!line.empty() && line.back() == '\n') line.pop_back();
+      if (i > 0) body += ',';
+      body += line;
+    }
+    body += "],\"limit\":" + std::to_string(limit) +
+            ",\"has_more\":" + (has_more ? "true" : "false") + "}";
+    return json_response(std::move(body));
+  }
+
+  throw not_found_path();
 }
 
 }  // namespace annals::serve::detail

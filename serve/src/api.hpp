@@ -5,6 +5,7 @@
 // timeouts and connection limits, and calls Api::handle for every request it could parse.
 // Internal to the serve component.
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -36,16 +37,29 @@ struct HttpResponse {
 [[nodiscard]] HttpResponse error_response(unsigned status, std::string_view code,
                                           std::string_view message);
 
+// The endpoints and their errors are listed in docs/serve.md. Every /v1 target is authenticated
+// before anything else in it is looked at; the tenant is the key's. A run of another tenant is
+// answered exactly as an unknown one (same status, same body).
 class Api {
  public:
   Api(RepositoryFactory factory, KeyRing keys);
+  ~Api();
+  Api(Api&&) noexcept;
+  Api& operator=(Api&&) noexcept;
+
   // Routes and answers one request. Never throws: a failure inside is a 500 with a JSON error
-  // (store errors that say "retry later" are 503). Thread-safe.
+  // whose message says nothing of the cause (the cause goes to stderr, one line); a store error
+  // that says "retry later" is a 503 with Retry-After: 1. Thread-safe.
   [[nodiscard]] HttpResponse handle(const HttpRequest& request) const;
 
  private:
+  struct Endpoints;  // the repositories and the verification cache (api.cpp)
+
+  HttpResponse route(const HttpRequest& request) const;
+
   RepositoryFactory factory_;
   KeyRing keys_;
+  std::unique_ptr<Endpoints> endpoints_;
 };
 
 // The audit viewer page (serve/viewer/index.html, embedded at build time).

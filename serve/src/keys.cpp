@@ -129,9 +129,8 @@ KeyRing KeyRing::parse(std::string_view text, std::string_view source) {
     }
     for (const Entry& entry : ring.entries_) {
       if (entry.hash == *hash) {
-        throw InvalidArgument(where + "key hash " + to_hex(*hash) +
-                              " appears twice (tenant '" + printable(entry.tenant_id) +
-                              "' and tenant '" + printable(fields[0]) +
+        throw InvalidArgument(where + "key hash " + to_hex(*hash) + " appears twice (tenant '" +
+                              printable(entry.tenant_id) + "' and tenant '" + printable(fields[0]) +
                               "'): expected each key once");
       }
     }

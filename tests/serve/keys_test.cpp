@@ -1,13 +1,13 @@
 // KeyRing: the keys file's format and its errors, authentication against every entry, and the
 // keys `annals keys add` / `annals demo` generate.
-#include <catch2/catch.hpp>
+#include "annals/serve/keys.hpp"
 
+#include <catch2/catch.hpp>
 #include <fstream>
 #include <set>
 #include <string>
 
 #include "annals/events/error.hpp"
-#include "annals/serve/keys.hpp"
 #include "support/temp_dir.hpp"
 
 using annals::serve::KeyHash;
@@ -41,8 +41,8 @@ TEST_CASE("a keys file with comments, blank lines, tabs, CRLF and several keys p
           "[serve][keys]") {
   const std::string text = std::string("# tenant  sha256\n\n   \n  # indented comment\n") +
                            "acme\t" + kAbcHex + "\r\n" + "  beta   " + kEmptyHex + "  \n" +
-                           KeyRing::file_line("acme", "second-acme-key") +
-                           "t.x_y-Z9 " + std::string(64, 'A');  // uppercase hex, no final newline
+                           KeyRing::file_line("acme", "second-acme-key") + "t.x_y-Z9 " +
+                           std::string(64, 'A');  // uppercase hex, no final newline
   const KeyRing ring = KeyRing::parse(text);
   CHECK(ring.size() == 4);
   CHECK(ring.authenticate("abc") == std::optional<std::string>("acme"));

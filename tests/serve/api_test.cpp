@@ -1,0 +1,397 @@
+// The API's endpoints over a real loopback port: what they answer equals what the repositories,
+// the log and verify_log say, field by field; and every malformed request is a 4xx naming the
+// value. (Tenant isolation and the 401 rules are in tenant_test.cpp.)
+#include "api.hpp"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <catch2/catch.hpp>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "annals/serve/views_json.hpp"
+#include "annals/store/export.hpp"
+#include "annals/store/hash_chain.hpp"
+#include "serve/serve_fixture.hpp"
+
+using namespace annals;
+using annals::test::error_of;
+using annals::test::HttpReply;
+using annals::test::ServeFixture;
+using Json = nlohmann::ordered_json;
+
+namespace {
+
+// Pages through /v1/apps/{app}/workflow-runs following last_id until has_more is false, checking
+// every page against the repository's page for the same arguments. Returns the ids in order.
+std::vector<std::string> page_through(ServeFixture& f, const std::string& key,
+                                      const std::string& tenant, const std::string& app,
+                                      const std::string& trigger,
+                                      std::optional<std::size_t> limit) {
+  const WorkflowRunRepository runs = f.factory.create_workflow_run_repository();
+  std::vector<std::string> ids;
+  std::optional<std::string> last_id;
+  for (int pages = 0;; ++pages) {
+    REQUIRE(pages < 100);
+    std::string target = "/v1/apps/" + app + "/workflow-runs?triggered_from=" + trigger;
+    if (limit) target += "&limit=" + std::to_string(*limit);
+    if (last_id) target += "&last_id=" + *last_id;
+    const HttpReply reply = f.get(target, key);
+    INFO(target << " -> " << reply.body);
+    REQUIRE(reply.status == 200);
+    const Json page = Json::parse(reply.body);
+    const auto expected =
+        runs.get_paginated_workflow_runs(tenant, app, trigger, limit.value_or(20), last_id);
+    CHECK(page == serve::to_json(expected));
+    for (const Json& run : page.at("data")) ids.push_back(run.at("id").get<std::string>());
+    if (!page.at("has_more").get<bool>()) break;
+    last_id = ids.back();
+  }
+  return ids;
+}
+
+}  // namespace
+
+TEST_CASE("paging through the runs endpoint gives the repository's pages, field by field",
+          "[serve][api]") {
+  ServeFixture f;
+  const std::vector<std::optional<std::size_t>> limits = {1, 7, std::nullopt, 39, 1000};
+  for (const auto& limit : limits) {
+    CAPTURE(limit.value_or(0));
+    const std::vector<std::string> ids =
+        page_through(f, f.acme_key, "acme", "app-1", "app-run", limit);
+    // Every current run once, no deleted one, newest first with ties broken by id.
+    CHECK(std::set<std::string>(ids.begin(), ids.end()) ==
+          std::set<std::string>(f.data.acme_app1_runs.begin(), f.data.acme_app1_runs.end()));
+    CHECK(ids.size() == f.data.acme_app1_runs.size());
+  }
+  const auto debug = page_through(f, f.acme_key, "acme", "app-1", "debugging", 4);
+  CHECK(debug.size() == f.data.acme_debug_runs.size());
+  CHECK(page_through(f, f.acme_key, "acme", "app-2", "app-run", 1).size() == 2);
+  const auto beta = page_through(f, f.beta_key, "beta", "app-1", "app-run", 2);
+  CHECK(std::set<std::string>(beta.begin(), beta.end()) ==
+        std::set<std::string>(f.data.beta_runs.begin(), f.data.beta_runs.end()));
+
+  // triggered_from defaults to app-run and limit to 20.
+  const Json first = f.acme_json("/v1/apps/app-1/workflow-runs");
+  CHECK(first.at("limit") == 20);
+  CHECK(first.at("data").size() == 20);
+  CHECK(first.at("has_more") == true);
+  CHECK(first ==
+        serve::to_json(f.factory.create_workflow_run_repository().get_paginated_workflow_runs(
+            "acme", "app-1", "app-run", 20)));
+  // The run object's fields, in order (docs/serve.md).
+  std::vector<std::string> keys;
+  for (const auto& item : first.at("data").at(0).items()) keys.push_back(item.key());
+  CHECK(keys == std::vector<std::string>{"id", "tenant_id", "app_id", "workflow_id",
+                                         "triggered_from", "status", "inputs", "outputs", "error",
+                                         "elapsed_time", "total_tokens", "total_steps",
+                                         "created_by", "created_at", "finished_at", "version"});
+  // An app nobody has runs in is an empty page, not an error.
+  const Json none = f.acme_json("/v1/apps/no-such-app/workflow-runs?limit=5");
+  CHECK(none == Json{{"data", Json::array()}, {"limit", 5}, {"has_more", false}});
+}
+
+TEST_CASE("a last_id that is not a current run of the list is a 404 naming it", "[serve][api]") {
+  ServeFixture f;
+  const std::string deleted = f.data.acme_deleted_runs.front();
+  for (const std::string& last_id : {std::string("nope"), deleted, f.data.acme_debug_runs[0]}) {
+    const auto error =
+        error_of(f.acme("/v1/apps/app-1/workflow-runs?last_id=" + last_id), 404, "not_found");
+    CHECK(error.at("message") ==
+          "last_id '" + last_id + "' is not a run in app 'app-1' with triggered_from 'app-run'");
+  }
+}
+
+TEST_CASE("a run by id is the repository's view; deleted, unknown or in another app is a 404",
+          "[serve][api]") {
+  ServeFixture f;
+  const WorkflowRunRepository runs = f.factory.create_workflow_run_repository();
+  for (const std::string& id : {f.data.acme_app1_runs[0], f.data.acme_app1_runs[7]}) {
+    const Json run = f.acme_json("/v1/apps/app-1/workflow-runs/" + id);
+    CHECK(run == serve::to_json(*runs.get_workflow_run_by_id("acme", "app-1", id)));
+  }
+  const Json long_run = f.acme_json("/v1/apps/app-2/workflow-runs/acme-long");
+  CHECK(long_run.at("app_id") == "app-2");
+  CHECK(long_run.at("status") == "running");
+  CHECK(long_run.at("finished_at").is_null());
+
+  const auto deleted = error_of(
+      f.acme("/v1/apps/app-1/workflow-runs/" + f.data.acme_deleted_runs[0]), 404, "not_found");
+  CHECK(deleted.at("message") == "no run '" + f.data.acme_deleted_runs[0] + "' in app 'app-1'");
+  const auto other_app = error_of(
+      f.acme("/v1/apps/app-2/workflow-runs/" + f.data.acme_app1_runs[0]), 404, "not_found");
+  CHECK(other_app.at("message") == "no run '" + f.data.acme_app1_runs[0] + "' in app 'app-2'");
+  // Percent-encoded ids are decoded per segment: an id may hold '/' or a space.
+  const auto odd = error_of(f.acme("/v1/apps/a%2Fb/workflow-runs/r%20%C3%A9"), 404, "not_found");
+  CHECK(odd.at("message") == "no run 'r \xc3\xa9' in app 'a/b'");
+}
+
+TEST_CASE("node executions come in index order as the repository gives them", "[serve][api]") {
+  ServeFixture f;
+  const NodeExecutionRepository nodes = f.factory.create_node_execution_repository();
+  const Json long_nodes = f.acme_json("/v1/workflow-runs/acme-long/node-executions");
+  REQUIRE(long_nodes.size() == 1);
+  REQUIRE(long_nodes.at("data").size() == 12);
+  Json expected = Json::array();
+  for (const auto& n : nodes.get_node_executions_by_run_id("acme", "acme-long")) {
+    expected.push_back(serve::to_json(n));
+  }
+  CHECK(long_nodes.at("data") == expected);
+  for (std::size_t i = 0; i < 12; ++i) {
+    CHECK(long_nodes.at("data").at(i).at("index") == i + 1);
+    CHECK(long_nodes.at("data").at(i).at("title") == "Step " + std::to_string(i + 1));
+  }
+  // A run without node executions: an empty list, not a 404.
+  CHECK(f.acme_json("/v1/workflow-runs/" + f.data.acme_debug_runs[0] + "/node-executions") ==
+        Json{{"data", Json::array()}});
+  // A deleted run's node executions are gone with it (its history is not: see the events).
+  const auto error =
+      error_of(f.acme("/v1/workflow-runs/" + f.data.acme_deleted_runs[0] + "/node-executions"), 404,
+               "not_found");
+  CHECK(error.at("message") == "no run '" + f.data.acme_deleted_runs[0] + "'");
+}
+
+TEST_CASE("events page by version; each is the export line, whose hash checks against the chain",
+          "[serve][api]") {
+  ServeFixture f;
+  const auto store = f.factory.event_store();
+  const std::vector<RecordedEvent> history =
+      store->read_stream(WorkflowRun::stream_id_for("acme-long"));
+  REQUIRE(history.size() == 25);  // RunCreated, 12 x (NodeStarted, NodeCompleted)
+
+  std::vector<RecordedEvent> seen;
+  std::uint64_t after = 0;
+  for (int pages = 0;; ++pages) {
+    REQUIRE(pages < 10);
+    const Json page = f.acme_json("/v1/workflow-runs/acme-long/events?limit=7&after_version=" +
+                                  std::to_string(after));
+    CHECK(page.at("limit") == 7);
+    for (const Json& event : page.at("data")) {
+      // Exactly the line export_log writes for this event, parsed back with its hash.
+      const RecordedEvent parsed = parse_export_line(event.dump());
+      seen.push_back(parsed);
+      after = parsed.version;
+    }
+    if (!page.at("has_more").get<bool>()) break;
+    CHECK(page.at("data").size() == 7);
+  }
+  REQUIRE(seen.size() == history.size());
+  for (std::size_t i = 0; i < seen.size(); ++i) {
+    CAPTURE(i);
+    CHECK(seen[i] == history[i]);  // every field, the hash included
+    const std::vector<RecordedEvent> previous = seen[i].position > 1
+                                                    ? store->read_all(seen[i].position - 1, 1)
+                                                    : std::vector<RecordedEvent>{};
+    const EventHash before = previous.empty() ? EventHash{} : previous.front().hash;
+    CHECK(chain_hash(before, seen[i]) == seen[i].hash);
+  }
+
+  // The default page holds 100; the line's fields are all there, the payload decoded.
+  const Json all = f.acme_json("/v1/workflow-runs/acme-long/events");
+  CHECK(all.at("limit") == 100);
+  CHECK(all.at("has_more") == false);
+  REQUIRE(all.at("data").size() == 25);
+  const Json& created = all.at("data").at(0);
+  std::vector<std::string> keys;
+  for (const auto& item : created.items()) keys.push_back(item.key());
+  CHECK(keys == std::vector<std::string>{"position", "stream_id", "version", "event_id", "type",
+                                         "schema_version", "payload_format", "payload",
+                                         "payload_base64", "metadata", "recorded_at", "hash"});
+  CHECK(created.at("type") == "RunCreated");
+  CHECK(created.at("payload").at("tenant_id") == "acme");
+  CHECK(created.at("metadata").at("actor") == "acme-user");
+  CHECK(created.at("metadata").at("correlation_id") == "acme-long");
+  CHECK(created.at("hash") == to_hex(history[0].hash));
+
+  // Past the end: an empty page; the largest after_version accepted is 2^63.
+  for (const std::string after_version :
+       {"25", "1000", "9223372036854775807", "9223372036854775808"}) {
+    CHECK(f.acme_json("/v1/workflow-runs/acme-long/events?after_version=" + after_version) ==
+          Json{{"data", Json::array()}, {"limit", 100}, {"has_more", false}});
+  }
+  // A deleted run's history stays readable, its RunDeleted last.
+  const Json deleted = f.acme_json("/v1/workflow-runs/" + f.data.acme_deleted_runs[0] + "/events");
+  CHECK(deleted.at("data").back().at("type") == "RunDeleted");
+  CHECK(deleted.at("data").back().at("metadata").at("actor") == "acme-admin");
+  // Unknown run: 404.
+  const auto error = error_of(f.acme("/v1/workflow-runs/nope/events"), 404, "not_found");
+  CHECK(error.at("message") == "no run 'nope'");
+}
+
+TEST_CASE("verify reports verify_log's result, and the first bad position after tampering",
+          "[serve][api]") {
+  ServeFixture f;
+  const LogVerification expected = verify_log(*f.factory.event_store());
+  const Json ok = f.acme_json("/v1/verify");
+  CHECK(ok == Json{{"ok", true},
+                   {"head_position", expected.head_position},
+                   {"head_hash", to_hex(expected.head_hash)},
+                   {"events", expected.events},
+                   {"purged", 0}});
+  CHECK(f.acme_json("/v1/verify") == ok);  // again (from the cache): the same answer
+
+  // Another save moves the head: the next answer covers it.
+  auto aggregates = f.factory.create_workflow_run_aggregate_repository();
+  WorkflowRun run = WorkflowRun::create(RunCreated{.run_id = "late",
+                                                   .tenant_id = "acme",
+                                                   .app_id = "app-1",
+                                                   .workflow_id = "w",
+                                                   .triggered_from = "app-run",
+                                                   .created_by = "u",
+                                                   .inputs = "{}"});
+  aggregates.save(run);
+  const Json after = f.acme_json("/v1/verify");
+  CHECK(after.at("ok") == true);
+  CHECK(after.at("head_position") == expected.head_position + 1);
+  CHECK(after.at("head_hash") == to_hex(verify_log(*f.factory.event_store()).head_hash));
+
+  // Edit one stored payload behind the store's back, as a tamperer with the file would (the
+  // append-only triggers dropped first); a server started afterwards reports the position.
+  {
+    SQLite::Database db(f.dir.file("events.db"), SQLite::OPEN_READWRITE);
+    db.exec("DROP TRIGGER annals_events_no_update; DROP TRIGGER annals_events_no_delete;");
+    db.exec(R"(UPDATE annals_events SET payload = '{"tampered":1}' WHERE position = 9)");
+  }
+  auto fresh = f.start(f.factory);
+  const HttpReply reply = test::HttpClient(fresh->port()).get("/v1/verify", f.beta_key);
+  REQUIRE(reply.status == 200);
+  const Json broken = Json::parse(reply.body);
+  CHECK(broken.at("ok") == false);
+  CHECK(broken.at("first_bad_position") == 9);
+  CHECK(broken.at("head_position") == expected.head_position + 1);
+  CHECK(broken.at("message").get<std::string>().find("9") != std::string::npos);
+}
+
+TEST_CASE("healthz and the page need no key; every response carries the common headers",
+          "[serve][api]") {
+  ServeFixture f;
+  const HttpReply health = f.get("/healthz");
+  REQUIRE(health.status == 200);
+  CHECK(Json::parse(health.body) ==
+        Json{{"status", "ok"}, {"head_position", f.factory.event_store()->head_position()}});
+
+  const HttpReply page = f.get("/");
+  REQUIRE(page.status == 200);
+  CHECK(page.header("content-type") == "text/html; charset=utf-8");
+  CHECK(page.body == serve::detail::viewer_html());
+  CHECK(page.header("content-security-policy") ==
+        "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' "
+        "'unsafe-inline'; connect-src 'self'; img-src 'self' data:");
+
+  for (const HttpReply& reply :
+       {health, page, f.acme("/v1/verify"), f.get("/v1/verify"), f.acme("/v1/nope")}) {
+    CHECK(reply.header("cache-control") == "no-store");
+    CHECK(reply.header("x-content-type-options") == "nosniff");
+    CHECK(reply.header("content-length") == std::to_string(reply.body.size()));
+  }
+}
+
+TEST_CASE("every malformed request is a 4xx whose JSON error names the value", "[serve][api]") {
+  ServeFixture f;
+  struct Row {
+    std::string target;
+    int status;
+    std::string code;
+    std::string message_part;
+  };
+  const std::string runs = "/v1/apps/app-1/workflow-runs";
+  const std::string events = "/v1/workflow-runs/acme-long/events";
+  const std::string limit_range = "expected a whole number from 1 to 1000, in decimal digits only";
+  const std::vector<Row> rows = {
+      // limits
+      {runs + "?limit=abc", 400, "invalid_parameter", "limit 'abc': " + limit_range},
+      {runs + "?limit=-1", 400, "invalid_parameter", "limit '-1': " + limit_range},
+      {runs + "?limit=0", 400, "invalid_parameter", "limit '0': " + limit_range},
+      {runs + "?limit=1001", 400, "invalid_parameter", "limit '1001': " + limit_range},
+      {runs + "?limit=99999999999999999999999999", 400, "invalid_parameter",
+       "limit '99999999999999999999999999'"},
+      {runs + "?limit=1e3", 400, "invalid_parameter", "limit '1e3'"},
+      {runs + "?limit=%205", 400, "invalid_parameter", "limit ' 5'"},
+      {runs + "?limit=+5", 400, "invalid_parameter", "limit ' 5'"},  // '+' is a space
+      {runs + "?limit=%2B5", 400, "invalid_parameter", "limit '+5'"},
+      {runs + "?limit=5.0", 400, "invalid_parameter", "limit '5.0'"},
+      {runs + "?limit=", 400, "invalid_parameter", "limit ''"},
+      {runs + "?limit", 400, "invalid_parameter", "limit ''"},
+      {runs + "?limit=0x10", 400, "invalid_parameter", "limit '0x10'"},
+      {events + "?limit=1001", 400, "invalid_parameter", "limit '1001': " + limit_range},
+      {events + "?after_version=-1", 400, "invalid_parameter",
+       "after_version '-1': expected a whole number from 0 to 9223372036854775808"},
+      {events + "?after_version=9223372036854775809", 400, "invalid_parameter",
+       "after_version '9223372036854775809'"},
+      {events + "?after_version=1.5", 400, "invalid_parameter", "after_version '1.5'"},
+      // repeated and unknown parameters
+      {runs + "?limit=5&limit=6", 400, "invalid_parameter",
+       "query parameter 'limit' is given more than once ('5' and '6')"},
+      {runs + "?last_id=a&last_id=a", 400, "invalid_parameter",
+       "'last_id' is given more than once"},
+      {runs + "?bogus=1", 400, "invalid_parameter",
+       "unknown query parameter 'bogus': this endpoint takes triggered_from, limit, last_id"},
+      {runs + "?Limit=5", 400, "invalid_parameter", "unknown query parameter 'Limit'"},
+      {events + "?last_id=x", 400, "invalid_parameter", "unknown query parameter 'last_id'"},
+      {"/v1/verify?x=1", 400, "invalid_parameter",
+       "unknown query parameter 'x': this endpoint takes none"},
+      {"/healthz?verbose", 400, "invalid_parameter", "unknown query parameter 'verbose'"},
+      {runs + "?last_id=", 400, "invalid_parameter", "last_id ''"},
+      {runs + "?triggered_from=", 400, "invalid_parameter", "triggered_from ''"},
+      // percent-encoding
+      {"/v1/apps/a%zzb/workflow-runs", 400, "invalid_parameter",
+       "path segment 'a%zzb': the '%' at byte 2 is not followed by two hex digits"},
+      {"/v1/apps/a%2/workflow-runs", 400, "invalid_parameter", "path segment 'a%2'"},
+      {"/v1/apps/a%/workflow-runs", 400, "invalid_parameter", "path segment 'a%'"},
+      {"/v1/apps/a%00b/workflow-runs", 400, "invalid_parameter",
+       "path segment 'a%00b': %00 decodes to a NUL byte"},
+      {"/v1/apps/%ff/workflow-runs", 400, "invalid_parameter",
+       "path segment '%ff' is not UTF-8 once percent-decoded (decoded: '\\xff')"},
+      {"/v1/apps/%c0%af/workflow-runs", 400, "invalid_parameter", "path segment '%c0%af'"},
+      {"/v1/apps/%ed%a0%80/workflow-runs", 400, "invalid_parameter", "is not UTF-8"},
+      {runs + "?last_id=%zz", 400, "invalid_parameter", "query parameter 'last_id' value '%zz'"},
+      {runs + "?last_id=%00", 400, "invalid_parameter", "NUL"},
+      {runs + "?%ZZ=1", 400, "invalid_parameter", "query parameter name '%ZZ'"},
+      // paths that are no endpoint: traversal, trailing or doubled slashes, other versions
+      {"/v1/apps/../verify", 404, "not_found", "no endpoint GET '/v1/apps/../verify'"},
+      {"/v1/workflow-runs/../../healthz", 404, "not_found", "'/v1/workflow-runs/../../healthz'"},
+      {"/v1/verify/", 404, "not_found", "no endpoint GET '/v1/verify/'"},
+      {runs + "/", 404, "not_found", "no endpoint GET '/v1/apps/app-1/workflow-runs/'"},
+      {"/v1/apps//workflow-runs", 404, "not_found", "'/v1/apps//workflow-runs'"},
+      {"//v1/verify", 404, "not_found", "'//v1/verify'"},
+      {"/healthz/", 404, "not_found", "'/healthz/'"},
+      {"/v1", 404, "not_found", "'/v1'"},
+      {"/v2/verify", 404, "not_found", "'/v2/verify'"},
+      {"/index.html", 404, "not_found", "'/index.html'"},
+      {"/v1/workflow-runs/acme-long", 404, "not_found", "'/v1/workflow-runs/acme-long'"},
+      // very long ids: a 404 naming the id's start and its length; past the target limit, 414
+      {"/v1/workflow-runs/" + std::string(1500, 'x') + "/events", 404, "not_found",
+       "no run '" + std::string(80, 'x') + "... (1500 bytes)'"},
+      {"/v1/apps/app-1/workflow-runs/" + std::string(1500, 'y'), 404, "not_found",
+       "... (1500 bytes)' in app 'app-1'"},
+      {"/v1/workflow-runs/" + std::string(3000, 'x') + "/events", 414, "uri_too_long", "3"},
+  };
+  for (const Row& row : rows) {
+    CAPTURE(row.target.substr(0, 120));
+    const HttpReply reply = f.acme(row.target);
+    const auto error = error_of(reply, row.status, row.code);
+    const std::string message = error.at("message");
+    CAPTURE(message);
+    CHECK(message.find(row.message_part) != std::string::npos);
+  }
+  // The server still answers afterwards.
+  CHECK(f.acme_json("/v1/verify").at("ok") == true);
+}
+
+TEST_CASE("a failure inside the store is a 500 whose body says nothing of the cause",
+          "[serve][api]") {
+  ServeFixture f;
+  {
+    SQLite::Database db(f.dir.file("events.db"), SQLite::OPEN_READWRITE);
+    db.exec("DROP TABLE annals_node_executions");
+  }
+  const auto error =
+      error_of(f.acme("/v1/workflow-runs/acme-long/node-executions"), 500, "internal");
+  const std::string message = error.at("message");
+  CHECK(message.find("annals_node_executions") == std::string::npos);
+  CHECK(message.find("SQL") == std::string::npos);
+  // Other endpoints keep answering.
+  CHECK(f.acme_json("/v1/workflow-runs/acme-long/events?limit=1").at("data").size() == 1);
+}
