@@ -1,5 +1,8 @@
 #include "args.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <charconv>
 #include <chrono>
 
@@ -158,6 +161,49 @@ std::uint64_t parse_unsigned(std::string_view text, std::string_view option, std
   if (ec != std::errc{} || end != text.data() + text.size()) fail("out of range");
   if (value < min || value > max) fail("out of range");
   return value;
+}
+
+ListenAddress parse_listen(std::string_view text) {
+  const auto fail = [&](std::string_view why) {
+    throw InvalidArgument("--listen '" + printable(text, 80) + "': " + std::string(why) +
+                          " (expected HOST:PORT with an IP address literal and a port 0..65535, "
+                          "e.g. 127.0.0.1:8080 or [::1]:8080)");
+  };
+  const std::size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos) fail("no ':PORT'");
+  std::string_view host = text.substr(0, colon);
+  const std::string_view port_text = text.substr(colon + 1);
+  const bool bracketed = host.size() >= 2 && host.front() == '[' && host.back() == ']';
+  if (bracketed) host = host.substr(1, host.size() - 2);
+  if (host.empty()) fail("no host");
+  const std::string host_string(host);
+  unsigned char address[sizeof(in6_addr)];
+  if (bracketed) {
+    if (::inet_pton(AF_INET6, host_string.c_str(), address) != 1) {
+      fail("'" + printable(host) + "' is not an IPv6 address literal");
+    }
+  } else if (host.find(':') != std::string_view::npos) {
+    fail("an IPv6 address goes in brackets, e.g. [::1]:8080");
+  } else if (::inet_pton(AF_INET, host_string.c_str(), address) != 1) {
+    fail("'" + printable(host) + "' is not an IPv4 address literal (host names are not taken)");
+  }
+  if (port_text.empty()) fail("no port after ':'");
+  for (char c : port_text) {
+    if (c < '0' || c > '9') fail("port '" + printable(port_text) + "' is not a decimal number");
+  }
+  std::uint32_t port = 0;
+  const auto [end, ec] =
+      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (ec != std::errc{} || end != port_text.data() + port_text.size() || port > 65535) {
+    fail("port " + printable(port_text) + " is out of range");
+  }
+  return ListenAddress{host_string, static_cast<std::uint16_t>(port)};
+}
+
+std::string listen_url(std::string_view host, std::uint16_t port) {
+  const bool v6 = host.find(':') != std::string_view::npos;
+  return "http://" + (v6 ? "[" + std::string(host) + "]" : std::string(host)) + ":" +
+         std::to_string(port) + "/";
 }
 
 }  // namespace annals::cli

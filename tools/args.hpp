@@ -35,4 +35,17 @@ namespace annals::cli {
 [[nodiscard]] std::uint64_t parse_unsigned(std::string_view text, std::string_view option,
                                            std::uint64_t min, std::uint64_t max);
 
+// Where `annals serve` listens: --listen HOST:PORT with an IPv4 literal ("127.0.0.1:8080") or a
+// bracketed IPv6 literal ("[::1]:8080"), port 0..65535 (0: the system picks a free one).
+// InvalidArgument naming the text and what was expected otherwise (host names are refused: the
+// address to bind must be unambiguous).
+struct ListenAddress {
+  std::string host;  // the literal, without brackets
+  std::uint16_t port = 0;
+};
+[[nodiscard]] ListenAddress parse_listen(std::string_view text);
+
+// "http://HOST:PORT/" for a listening address (IPv6 in brackets).
+[[nodiscard]] std::string listen_url(std::string_view host, std::uint16_t port);
+
 }  // namespace annals::cli

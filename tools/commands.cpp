@@ -9,14 +9,18 @@
 #include <unistd.h>
 
 #include <annals/events/printable.hpp>
+#include <annals/serve/keys.hpp>
+#include <annals/serve/server.hpp>
 #include <annals/store/export.hpp>
 #include <annals/store/hash_chain.hpp>
 #include <annals/store/purge.hpp>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <set>
 #include <sstream>
 
 #include "format.hpp"
@@ -772,6 +776,63 @@ int purge(const PurgeArgs& args, std::ostream& out, std::ostream&) {
     for (std::size_t i = 0; i < r.held_back.size(); ++i) out << (i ? ", " : "") << r.held_back[i];
     out << "\n";
   }
+  return kExitOk;
+}
+
+int serve(const ServeArgs& args, std::ostream& out, std::ostream& err) {
+  // Usage errors first (exit 2), then the store (exit 3).
+  const ListenAddress listen = parse_listen(args.listen);
+  const std::filesystem::path keys_file = args.keys;
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(keys_file, ec)) {
+    throw InvalidArgument("--keys '" + printable(args.keys) +
+                          "': no such keys file (create one with: annals keys add --keys " +
+                          printable(args.keys) + " --tenant TENANT)");
+  }
+  serve::KeyRing keys = serve::KeyRing::load(keys_file);
+  // Tenants are counted from the file (KeyRing does not list them); it parsed, so every line
+  // that is not blank or a comment is "<tenant> <hash>".
+  std::set<std::string> tenants;
+  {
+    std::ifstream in(keys_file);
+    std::string line;
+    while (std::getline(in, line)) {
+      std::istringstream words(line);
+      std::string tenant;
+      if (words >> tenant && tenant.front() != '#') tenants.insert(tenant);
+    }
+  }
+  const std::size_t key_count = keys.size();
+  if (key_count == 0) {
+    err << "annals serve: warning: keys file '" << printable(args.keys)
+        << "' holds no key: every /v1 request will be refused (401)\n";
+  }
+  const std::string uri = existing_store_uri(args.target);
+  serve::ServerOptions options;
+  options.address = listen.host;
+  options.port = listen.port;
+  options.threads = args.threads;
+  serve::Server server(RepositoryFactory(uri), std::move(keys), options);
+  out << "annals serve: listening on " << listen_url(listen.host, server.port()) << " (store "
+      << redact_store_uri(uri) << ", " << key_count << (key_count == 1 ? " key" : " keys")
+      << " for " << tenants.size() << (tenants.size() == 1 ? " tenant" : " tenants") << ")"
+      << std::endl;
+  const int signal = server.run_until_signal();
+  out << "annals serve: stopped"
+      << (signal == SIGINT    ? " on SIGINT"
+          : signal == SIGTERM ? " on SIGTERM"
+                              : "")
+      << "; " << server.stats().requests
+      << (server.stats().requests == 1 ? " request" : " requests") << " served" << std::endl;
+  return kExitOk;
+}
+
+int keys_add(const KeysAddArgs& args, std::ostream& out, std::ostream& err) {
+  const std::string key = add_key_to_file(args.keys, args.tenant);
+  out << key << std::endl;
+  err << "annals keys add: a new key for tenant '" << printable(args.tenant) << "'; its SHA-256 is in '"
+      << printable(args.keys)
+      << "' and the key itself is shown only here. Send it as 'Authorization: Bearer <key>'.\n";
   return kExitOk;
 }
 

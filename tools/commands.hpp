@@ -35,6 +35,24 @@ struct DemoArgs {
   Target target{};
   std::size_t runs = 200;
   std::uint64_t seed = 42;
+  // Where the demo key's hash goes (for `annals serve`); unset: "<db>.keys" with --db, and no
+  // key with --uri.
+  std::optional<std::string> keys{};
+  std::string program = "annals";  // how to call this program in the command the demo prints
+};
+
+// `annals serve`: the HTTP read API and the audit viewer (docs/serve.md).
+struct ServeArgs {
+  Target target{};
+  std::string listen{};  // HOST:PORT, parse_listen()
+  std::string keys{};    // the keys file, KeyRing::load()
+  std::size_t threads = 4;
+};
+
+// `annals keys add`: a new key for a tenant, its hash appended to the keys file.
+struct KeysAddArgs {
+  std::string keys{};
+  std::string tenant{};
 };
 
 struct RunsArgs {
@@ -93,6 +111,11 @@ int verify(const VerifyArgs& options, std::ostream& out, std::ostream& err);
 int export_events(const ExportArgs& options, std::ostream& out, std::ostream& err);
 int import_events(const ImportArgs& options, std::ostream& out, std::ostream& err);
 int purge(const PurgeArgs& options, std::ostream& out, std::ostream& err);
+// Serves until SIGINT or SIGTERM, then exits 0. Prints one line when listening (with the real
+// port when --listen gave port 0) and one when stopping, each flushed at once.
+int serve(const ServeArgs& options, std::ostream& out, std::ostream& err);
+// Prints the new key (only to `out`, once) and says on `err` where its hash went.
+int keys_add(const KeysAddArgs& options, std::ostream& out, std::ostream& err);
 
 // Prints "annals <command>: <what>" to err and returns the exit code for the exception.
 int report_error(std::string_view command, std::exception_ptr error, std::ostream& err) noexcept;

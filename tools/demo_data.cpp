@@ -261,6 +261,19 @@ int demo(const DemoArgs& args, std::ostream& out, std::ostream& err) {
 
   const auto page = factory.create_workflow_run_repository().get_paginated_workflow_runs(
       kDemoTenant, kDemoApp, kDemoTrigger, 20);
+
+  // A key for the viewer: its hash goes to the keys file `annals serve --keys` reads.
+  std::optional<std::string> keys_file = args.keys;
+  if (!keys_file && !args.target.db.empty()) keys_file = args.target.db + ".keys";
+  std::optional<std::string> key;
+  if (keys_file) key = add_key_to_file(*keys_file, kDemoTenant);
+  const std::string target_option =
+      args.target.db.empty() ? "--uri " + shell_word(redact_store_uri(uri))
+                             : "--db " + shell_word(args.target.db);
+  const std::string serve_command =
+      keys_file ? shell_word(args.program) + " serve " + target_option + " --keys " +
+                      shell_word(*keys_file) + " --listen 127.0.0.1:8080"
+                : std::string();
   if (args.target.json) {
     out << nlohmann::ordered_json{{"store", redact_store_uri(uri)},
                                   {"runs_written", written.runs},
@@ -270,6 +283,12 @@ int demo(const DemoArgs& args, std::ostream& out, std::ostream& err) {
                                   {"tenant", kDemoTenant},
                                   {"app", kDemoApp},
                                   {"triggered_from", kDemoTrigger},
+                                  {"keys_file", keys_file ? nlohmann::ordered_json(*keys_file)
+                                                          : nlohmann::ordered_json()},
+                                  {"key", key ? nlohmann::ordered_json(*key)
+                                              : nlohmann::ordered_json()},
+                                  {"serve_command", keys_file ? nlohmann::ordered_json(serve_command)
+                                                              : nlohmann::ordered_json()},
                                   {"page", to_json(page)}}
                .dump()
         << "\n";
@@ -285,11 +304,16 @@ int demo(const DemoArgs& args, std::ostream& out, std::ostream& err) {
       << "), first page:\n";
   print_runs_table(out, page.data);
   if (page.has_more && !page.data.empty()) {
-    out << "\nmore: annals runs "
-        << (args.target.db.empty() ? "--uri " + shell_word(redact_store_uri(uri))
-                                   : "--db " + shell_word(args.target.db))
-        << " --tenant "
-        << kDemoTenant << " --app " << kDemoApp << " --last-id " << page.data.back().id << "\n";
+    out << "\nmore: annals runs " << target_option << " --tenant " << kDemoTenant << " --app "
+        << kDemoApp << " --last-id " << page.data.back().id << "\n";
+  }
+  if (key) {
+    out << "\nbrowse them in the audit viewer: run\n  " << serve_command
+        << "\nthen open http://127.0.0.1:8080/ and paste this key for tenant " << kDemoTenant
+        << " (shown only now; its SHA-256 is in " << shell_word(*keys_file) << "):\n  " << *key
+        << "\n";
+  } else {
+    out << "\nno key for the audit viewer was written: give --keys FILE to get one\n";
   }
   (void)err;
   return kExitOk;

@@ -1,9 +1,19 @@
 #include "format.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <annals/events/printable.hpp>
+#include <annals/serve/keys.hpp>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <iomanip>
 #include <ostream>
+#include <sstream>
 
 #include "pg_probe.hpp"
 
@@ -23,6 +33,50 @@ std::string existing_store_uri(const Target& target) {
   }
   if (parse_store_uri(uri).scheme == "postgresql") require_postgres_store(uri);
   return uri;
+}
+
+std::string add_key_to_file(const std::filesystem::path& file, std::string_view tenant) {
+  using annals::serve::KeyRing;
+  const std::string key = KeyRing::generate_key();
+  std::string line = KeyRing::file_line(tenant, key);  // InvalidArgument for a bad tenant id
+  const std::string name = printable(file.string());
+  std::error_code ec;
+  const bool exists = std::filesystem::exists(file, ec);
+  std::string text;
+  if (exists) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) throw StoreError("cannot read keys file '" + name + "'", false);
+    std::ostringstream content;
+    content << in.rdbuf();  // an empty file sets content's failbit, and is fine
+    text = content.str();
+    if (!text.empty() && text.back() != '\n') line.insert(line.begin(), '\n');
+  }
+  (void)KeyRing::parse(text + line, file.string());  // refuse to leave a file that will not load
+  const int fd = ::open(file.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | (exists ? 0 : O_CREAT | O_EXCL),
+                        0600);
+  if (fd < 0) {
+    throw StoreError("cannot open keys file '" + name + "' to append: " + std::strerror(errno),
+                     false);
+  }
+  std::string_view rest = line;
+  while (!rest.empty()) {
+    const ssize_t n = ::write(fd, rest.data(), rest.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int e = errno;
+      ::close(fd);
+      throw StoreError("cannot write keys file '" + name + "': " + std::strerror(e), false);
+    }
+    rest.remove_prefix(static_cast<std::size_t>(n));
+  }
+  const bool synced = ::fsync(fd) == 0;
+  const int sync_errno = errno;
+  if (::close(fd) != 0 || !synced) {
+    throw StoreError("cannot write keys file '" + name + "': " +
+                         std::strerror(synced ? errno : sync_errno),
+                     false);
+  }
+  return key;
 }
 
 void print_runs_table(std::ostream& out, const std::vector<WorkflowRunView>& runs) {

@@ -27,6 +27,13 @@ namespace annals::cli {
 using annals::serve::optional_time;
 using annals::serve::to_json;
 
+// A new key for the tenant (KeyRing::generate_key), its hash line appended to the keys file
+// (created with mode 0600 if missing). Returns the key, which is stored nowhere else.
+// InvalidArgument for a bad tenant id, or if the file does not parse as a keys file with the line
+// added (nothing is written then); StoreError if the file cannot be read or written.
+[[nodiscard]] std::string add_key_to_file(const std::filesystem::path& file,
+                                          std::string_view tenant);
+
 // A fixed-width table of runs, with a header line.
 void print_runs_table(std::ostream& out, const std::vector<WorkflowRunView>& runs);
 

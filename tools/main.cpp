@@ -6,6 +6,7 @@
 #include <functional>
 #include <iostream>
 #include <string>
+#include <string_view>
 
 #include "args.hpp"
 #include "commands.hpp"
@@ -69,7 +70,45 @@ int main(int argc, char** argv) {
   demo->add_option("--seed", demo_args.seed, "seed of the pseudo-random data")
       ->capture_default_str()
       ->transform(whole_number(0, kMax64));
+  demo->add_option("--keys", demo_args.keys,
+                   "keys file to add the demo key's hash to (default: <db>.keys with --db; "
+                   "with --uri, no key unless given)");
+  demo_args.program = argc > 0 && std::string_view(argv[0]).find('/') != std::string_view::npos
+                          ? std::string(argv[0])
+                          : std::string("annals");
   demo->callback([&] { run = [&] { return annals::cli::demo(demo_args, std::cout, std::cerr); }; });
+
+  ServeArgs serve_args;
+  auto* serve = app.add_subcommand(
+      "serve", "serve the read API and the audit viewer over HTTP until SIGINT/SIGTERM");
+  serve->add_option("--db", serve_args.target.db, "SQLite database file of the store");
+  serve->add_option("--uri", serve_args.target.uri,
+                    "store URI instead of --db, e.g. sqlite:/data/events.db")
+      ->excludes(serve->get_option("--db"));
+  serve
+      ->add_option("--listen", serve_args.listen,
+                   "HOST:PORT to listen on, e.g. 127.0.0.1:8080 or [::1]:8080 (port 0: any free "
+                   "port, printed)")
+      ->required();
+  serve->add_option("--keys", serve_args.keys, "keys file: '<tenant> <sha256 of key>' per line")
+      ->required();
+  serve->add_option("--threads", serve_args.threads, "server threads, 1..64")
+      ->capture_default_str()
+      ->transform(whole_number(1, 64));
+  serve->callback(
+      [&] { run = [&] { return annals::cli::serve(serve_args, std::cout, std::cerr); }; });
+
+  KeysAddArgs keys_add_args;
+  auto* keys = app.add_subcommand("keys", "manage the API keys of `annals serve`");
+  keys->require_subcommand(1);
+  auto* keys_add = keys->add_subcommand(
+      "add", "make a new key for a tenant, add its hash to the keys file and print the key once");
+  keys_add->add_option("--keys", keys_add_args.keys, "keys file (created, mode 0600, if missing)")
+      ->required();
+  keys_add->add_option("--tenant", keys_add_args.tenant, "tenant id the key belongs to")
+      ->required();
+  keys_add->callback(
+      [&] { run = [&] { return annals::cli::keys_add(keys_add_args, std::cout, std::cerr); }; });
 
   auto* stats = app.add_subcommand(
       "stats", "events, streams, head position and hash, projection checkpoints and lag, size");
@@ -176,7 +215,10 @@ int main(int argc, char** argv) {
     const int code = app.exit(e);  // prints help, or the error and a hint, as CLI11 does
     return code == 0 ? kExitOk : kExitUsage;
   }
-  for (const CLI::App* sub : app.get_subcommands()) command_name = sub->get_name();
+  for (const CLI::App* sub : app.get_subcommands()) {
+    command_name = sub->get_name();
+    for (const CLI::App* inner : sub->get_subcommands()) command_name += " " + inner->get_name();
+  }
   try {
     return run();
   } catch (...) {

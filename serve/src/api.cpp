@@ -1,5 +1,6 @@
 #include "api.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <exception>
@@ -35,6 +36,8 @@ constexpr std::uint64_t kMaxEventsLimit = 1000;
 constexpr std::uint64_t kDefaultEventsLimit = 100;
 constexpr std::uint64_t kMaxAfterVersion = std::uint64_t{1} << 63;
 constexpr std::size_t kMaxStreamIdBytes = 1024;  // the store refuses longer stream ids
+constexpr std::chrono::seconds kVerifyMaxAge{60};
+constexpr std::size_t kMaxAppTriggers = 1000;  // (app, trigger) pairs /v1/apps lists at most
 
 // An answer a handler decided on; thrown to handle(), which turns it into the error body.
 struct ApiError {
@@ -104,12 +107,17 @@ class Query {
     };
     if (text->empty()) throw problem();
     std::uint64_t value = 0;
+    bool too_large = false;  // kept apart from value, which must not wrap around
     for (const char c : *text) {
       if (c < '0' || c > '9') throw problem();
-      if (value > max) continue;  // already out of range; keep checking the characters
-      value = value * 10 + static_cast<std::uint64_t>(c - '0');
+      const auto digit = static_cast<std::uint64_t>(c - '0');
+      if (too_large || value > (max - digit) / 10) {
+        too_large = true;
+        continue;
+      }
+      value = value * 10 + digit;
     }
-    if (value < min || value > max) throw problem();
+    if (too_large || value < min) throw problem();
     return value;
   }
 
@@ -162,6 +170,16 @@ HttpResponse error_response(unsigned status, std::string_view code, std::string_
   return response;
 }
 
+std::string first_app_trigger_sql() {
+  return "SELECT app_id, triggered_from FROM " + std::string(WorkflowProjection::kRunsTable) +
+         " WHERE tenant_id = $1 ORDER BY app_id, triggered_from LIMIT 1";
+}
+std::string next_app_trigger_sql() {
+  return "SELECT app_id, triggered_from FROM " + std::string(WorkflowProjection::kRunsTable) +
+         " WHERE tenant_id = $1 AND (app_id, triggered_from) > ($2, $3)"
+         " ORDER BY app_id, triggered_from LIMIT 1";
+}
+
 struct Api::Endpoints {
   explicit Endpoints(const RepositoryFactory& factory)
       : store(factory.sql_event_store()),
@@ -172,9 +190,11 @@ struct Api::Endpoints {
   WorkflowRunRepository runs;
   NodeExecutionRepository nodes;
 
-  // /v1/verify: one verification at a time; its answer is kept for the head it covered.
+  // /v1/verify: one verification at a time; its answer is kept for the head it covered, for at
+  // most kVerifyMaxAge (a change made behind the store's back leaves the head where it was).
   std::mutex verify_mutex;
   std::optional<std::uint64_t> verified_head;
+  std::chrono::steady_clock::time_point verified_at;
   std::string verified_body;
 };
 
@@ -198,7 +218,8 @@ HttpResponse Api::handle(const HttpRequest& request) const {
   } catch (const StoreError& e) {
     if (e.transient()) {
       HttpResponse response =
-          error_response(503, "unavailable", "the store is busy; retry in a moment");
+          error_response(503, "unavailable",
+                         "the store cannot answer now (busy, locked or I/O); retry in a moment");
       response.headers.emplace_back("Retry-After", "1");
       return response;
     }
@@ -212,11 +233,52 @@ HttpResponse Api::handle(const HttpRequest& request) const {
                         "the server failed to answer this request; its log says why");
 }
 
+namespace {
+
+HttpResponse viewer_page() {
+  HttpResponse response;
+  response.content_type = "text/html; charset=utf-8";
+  response.body = std::string(viewer_html());
+  response.headers.emplace_back("Content-Security-Policy", std::string(kContentSecurityPolicy));
+  return response;
+}
+
+// The tenant of the request's bearer key; a 401 ApiError saying what is wrong (never repeating
+// what was sent) otherwise.
+std::string authenticate(const KeyRing& keys, const HttpRequest& request) {
+  const auto unauthorized = [](std::string message) {
+    return ApiError{401, "unauthorized", std::move(message)};
+  };
+  if (!request.has_authorization && request.authorization.empty()) {
+    throw unauthorized("this endpoint needs an API key: send 'Authorization: Bearer <key>'");
+  }
+  const std::string_view value = trim(request.authorization);
+  if (value.empty()) {
+    throw unauthorized("the Authorization header is empty: expected 'Bearer <key>'");
+  }
+  const std::size_t space = value.find_first_of(" \t");
+  if (!iequals(value.substr(0, space), "Bearer")) {
+    throw unauthorized(
+        "the Authorization header is not of the Bearer scheme: expected 'Bearer <key>'");
+  }
+  const std::string_view key =
+      space == std::string_view::npos ? std::string_view() : trim(value.substr(space));
+  if (key.empty() || key.find_first_of(" \t") != std::string_view::npos) {
+    throw unauthorized(
+        "the Authorization header does not hold one key after 'Bearer': expected 'Bearer <key>'");
+  }
+  std::optional<std::string> found = keys.authenticate(key);
+  if (!found) throw unauthorized("the key is not known to this server");
+  return std::move(*found);
+}
+
+}  // namespace
+
 HttpResponse Api::route(const HttpRequest& request) const {
   if (request.method != "GET") {
     ApiError e{405, "method_not_allowed",
                "method '" + printable(request.method) +
-                   "' is not allowed: every endpoint answers GET only"};
+                   "' is not allowed; every endpoint answers GET only"};
     HttpResponse response = error_response(e.status, e.code, e.message);
     response.headers.emplace_back("Allow", "GET");
     return response;
@@ -231,34 +293,11 @@ HttpResponse Api::route(const HttpRequest& request) const {
 
   // Every /v1 target is authenticated first, whatever else is wrong with it: a client without
   // a key learns nothing about what the API would have said.
-  std::string tenant;
+  std::optional<std::string> authenticated;
   if (raw_path == "/v1" || raw_path.starts_with("/v1/")) {
-    const auto unauthorized = [](std::string message) {
-      return ApiError{401, "unauthorized", std::move(message)};
-    };
-    if (!request.has_authorization && request.authorization.empty()) {
-      throw unauthorized("this endpoint needs an API key: send 'Authorization: Bearer <key>'");
-    }
-    const std::string_view value = trim(request.authorization);
-    if (value.empty()) {
-      throw unauthorized("the Authorization header is empty: expected 'Bearer <key>'");
-    }
-    const std::size_t space = value.find_first_of(" \t");
-    if (!iequals(value.substr(0, space), "Bearer")) {
-      throw unauthorized(
-          "the Authorization header is not of the Bearer scheme: expected 'Bearer <key>'");
-    }
-    const std::string_view key =
-        space == std::string_view::npos ? std::string_view() : trim(value.substr(space));
-    if (key.empty() || key.find_first_of(" \t") != std::string_view::npos) {
-      throw unauthorized(
-          "the Authorization header does not hold one key after 'Bearer': "
-          "expected 'Bearer <key>'");
-    }
-    std::optional<std::string> found = keys_.authenticate(key);
-    if (!found) throw unauthorized("the key is not known to this server");
-    tenant = std::move(*found);
+    authenticated = authenticate(keys_, request);
   }
+  if (raw_path == "/") return viewer_page();  // its query string is ignored
 
   RequestTarget parsed;
   try {
@@ -278,14 +317,6 @@ HttpResponse Api::route(const HttpRequest& request) const {
     if (s[i].empty() && s.size() > 1) throw not_found_path();
   }
 
-  if (s.size() == 1 && s[0].empty()) {
-    HttpResponse response;
-    response.content_type = "text/html; charset=utf-8";
-    response.body = std::string(viewer_html());
-    response.headers.emplace_back("Content-Security-Policy", std::string(kContentSecurityPolicy));
-    return response;
-  }
-
   if (s.size() == 1 && s[0] == "healthz") {
     const Query query(parsed.query, {});
     return json_response(
@@ -293,13 +324,19 @@ HttpResponse Api::route(const HttpRequest& request) const {
   }
 
   if (s.empty() || s[0] != "v1") throw not_found_path();
+  // A first segment that only decodes to "v1" ("/%761/...") is /v1 as well, and needs the key.
+  if (!authenticated) authenticated = authenticate(keys_, request);
+  const std::string& tenant = *authenticated;
 
   // GET /v1/verify
   if (s.size() == 2 && s[1] == "verify") {
     const Query query(parsed.query, {});
     const std::lock_guard lock(api.verify_mutex);
     const std::uint64_t head = api.store->head_position();
-    if (api.verified_head && *api.verified_head == head) return json_response(api.verified_body);
+    const auto now = std::chrono::steady_clock::now();
+    if (api.verified_head && *api.verified_head == head && now - api.verified_at < kVerifyMaxAge) {
+      return json_response(api.verified_body);
+    }
     std::uint64_t covered = head;
     Json body;
     try {
@@ -318,7 +355,38 @@ HttpResponse Api::route(const HttpRequest& request) const {
     }
     api.verified_body = dump(body);
     api.verified_head = covered;
+    api.verified_at = now;
     return json_response(api.verified_body);
+  }
+
+  // GET /v1/apps: the tenant's app ids, each with the triggers it has runs of. A skip-scan of
+  // the page index (tenant_id, app_id, triggered_from, ...): one index seek per pair found,
+  // whatever the number of runs, and at most kMaxAppTriggers pairs.
+  if (s.size() == 2 && s[1] == "apps") {
+    const Query query(parsed.query, {});
+    std::vector<std::pair<std::string, std::string>> pairs;
+    bool has_more = false;
+    api.store->read_transaction([&](SqlSession& sql) {
+      pairs.clear();
+      has_more = false;
+      std::vector<SqlRow> rows = sql.query(first_app_trigger_sql(), {tenant});
+      while (!rows.empty()) {
+        if (pairs.size() == kMaxAppTriggers) {
+          has_more = true;
+          break;
+        }
+        pairs.emplace_back(rows.front().text(0), rows.front().text(1));
+        rows = sql.query(next_app_trigger_sql(), {tenant, pairs.back().first, pairs.back().second});
+      }
+    });
+    Json data = Json::array();
+    for (const auto& [app, trigger] : pairs) {
+      if (data.empty() || data.back().at("app_id") != app) {
+        data.push_back(Json{{"app_id", app}, {"triggered_from", Json::array()}});
+      }
+      data.back().at("triggered_from").push_back(trigger);
+    }
+    return json_response(dump(Json{{"data", std::move(data)}, {"has_more", has_more}}));
   }
 
   // GET /v1/apps/{app_id}/workflow-runs

@@ -62,6 +62,12 @@ class Api {
   std::unique_ptr<Endpoints> endpoints_;
 };
 
+// The queries GET /v1/apps walks the runs page index with (a skip-scan): the tenant's first
+// (app_id, triggered_from) pair ($1 tenant), and the pair after a given one ($2 app, $3 trigger).
+// Each is one index seek; tests EXPLAIN them.
+[[nodiscard]] std::string first_app_trigger_sql();
+[[nodiscard]] std::string next_app_trigger_sql();
+
 // The audit viewer page (serve/viewer/index.html, embedded at build time).
 [[nodiscard]] std::string_view viewer_html() noexcept;
 

@@ -351,7 +351,7 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session> {
     res.set(http::field::content_type, response.content_type);
     res.set(http::field::cache_control, "no-store");
     res.set("X-Content-Type-Options", "nosniff");
-    for (const auto& [name, value] : response.headers) res.insert(name, value);
+    for (const auto& [name, value] : response.headers) res.set(name, value);  // may override ours
     res.body() = response.body;
     res.keep_alive(!close_after_write_);
     res.prepare_payload();

@@ -11,10 +11,12 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "annals/events/error.hpp"
 #include "annals/serve/server.hpp"
+#include "serve/serve_fixture.hpp"
 #include "support/http_client.hpp"
 #include "transport.hpp"
 
@@ -29,6 +31,7 @@ using annals::test::HttpClient;
 using annals::test::HttpReply;
 using nlohmann::json;
 using namespace std::chrono_literals;
+using namespace std::string_literals;
 
 // Answers with what it was given; "/throw" throws, as a failing handler would.
 HttpResponse echo(const HttpRequest& request) {
@@ -93,6 +96,9 @@ TEST_CASE("serve http: a request reaches the handler; the response carries the c
   CHECK(json::parse(empty.body).at("authorization") == "");
   const HttpReply none = client.get("/x");
   CHECK(json::parse(none.body).at("has_authorization") == false);
+  // "Content-Length: 0" is no body: answered, and the connection stays open.
+  CHECK(client.get("/zero", std::nullopt, {"Content-Length: 0"}).status == 200);
+  CHECK(client.get("/after-zero").status == 200);
 }
 
 TEST_CASE("serve http: hostile requests get a 4xx JSON error and the server keeps serving",
@@ -112,9 +118,9 @@ TEST_CASE("serve http: hostile requests get a 4xx JSON error and the server keep
       {"unsupported HTTP version", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", 400, "bad_request",
        true},
       {"header without a colon", "GET / HTTP/1.1\r\nHost a\r\n\r\n", 400, "bad_request", true},
-      {"NUL byte in the target", std::string("GET /a\0b HTTP/1.1\r\nHost: a\r\n\r\n", 32), 400,
+      {"NUL byte in the target", "GET /a\0b HTTP/1.1\r\nHost: a\r\n\r\n"s, 400,
        "bad_request", true},
-      {"NUL byte in a header value", std::string("GET / HTTP/1.1\r\nX-A: a\0b\r\n\r\n", 29), 400,
+      {"NUL byte in a header value", "GET / HTTP/1.1\r\nX-A: a\0b\r\n\r\n"s, 400,
        "bad_request", true},
       {"huge header", "GET / HTTP/1.1\r\nX-Big: " + big + "\r\n\r\n", 431, "header_too_large",
        true},
@@ -364,4 +370,63 @@ TEST_CASE("serve http: IPv6 loopback", "[serve][http]") {
     return;
   }
   CHECK(server->port() != 0);
+}
+
+// The same transport in front of the real API (detail::Api over a SQLite store with several
+// tenants, tests/serve/serve_fixture.hpp): many keep-alive clients at once, each answer equal to
+// the one a lone client gets.
+TEST_CASE("serve http: 8 clients x 500 requests against the real API, every answer the lone one",
+          "[serve][http]") {
+  annals::test::ServeFixture fixture;
+  const std::string app_runs = "/v1/apps/app-1/workflow-runs";
+  const std::vector<std::pair<std::string, std::string>> requests = {
+      {"/healthz", ""},
+      {app_runs + "?limit=5", fixture.acme_key},
+      {app_runs + "?limit=3&last_id=" + fixture.data.acme_app1_runs.front(), fixture.acme_key},
+      {app_runs + "/" + fixture.data.acme_app1_runs.back(), fixture.acme_key},
+      {"/v1/workflow-runs/" + fixture.data.acme_long_run + "/node-executions", fixture.acme_key},
+      {"/v1/workflow-runs/" + fixture.data.acme_long_run + "/events?limit=4", fixture.acme_key},
+      {app_runs + "?limit=5", fixture.beta_key},
+      {app_runs + "/" + fixture.data.acme_app1_runs.back(), fixture.beta_key},  // 404: acme's
+      {app_runs + "?limit=5", "ak_not_a_key"},                                  // 401
+  };
+  std::vector<HttpReply> expected;
+  for (const auto& [target, key] : requests) {
+    expected.push_back(annals::test::http_get(
+        fixture.server->port(), target,
+        key.empty() ? std::nullopt : std::optional<std::string>(key)));
+  }
+  CHECK(expected[0].status == 200);
+  CHECK(expected[1].status == 200);
+  CHECK(expected[7].status == 404);
+  CHECK(expected[8].status == 401);
+
+  constexpr int kClients = 8;
+  constexpr int kRequests = 500;
+  std::atomic<int> right{0};
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      try {
+        HttpClient client(fixture.server->port());
+        for (int i = 0; i < kRequests; ++i) {
+          const std::size_t which = static_cast<std::size_t>(c + i) % requests.size();
+          const auto& [target, key] = requests[which];
+          const HttpReply reply = client.get(
+              target, key.empty() ? std::nullopt : std::optional<std::string>(key));
+          if (reply.status == expected[which].status && reply.body == expected[which].body) {
+            ++right;
+          } else {
+            ++wrong;
+          }
+        }
+      } catch (const std::exception&) {
+        ++wrong;
+      }
+    });
+  }
+  for (std::thread& t : clients) t.join();
+  CHECK(wrong == 0);
+  CHECK(right == kClients * kRequests);
 }

@@ -21,6 +21,7 @@ namespace {
 std::vector<std::string> v1_targets(const ServeFixture& f) {
   const std::string run = f.data.acme_app1_runs[0];
   return {"/v1/verify",
+          "/v1/apps",
           "/v1/apps/app-1/workflow-runs",
           "/v1/apps/app-1/workflow-runs?limit=5&last_id=" + run,
           "/v1/apps/app-1/workflow-runs/" + run,
@@ -28,7 +29,10 @@ std::vector<std::string> v1_targets(const ServeFixture& f) {
           "/v1/workflow-runs/" + run + "/events?after_version=0&limit=10",
           "/v1/nope",
           "/v1",
-          "/v1/apps/app-1/workflow-runs?limit=0&bogus=%zz"};  // bad query: still 401 first
+          "/v1/apps/app-1/workflow-runs?limit=0&bogus=%zz",  // bad query: still 401 first
+          "/%761/verify",                                    // "v1" percent-encoded
+          "/%76%31/apps/app-1/workflow-runs",
+          "/v%31/workflow-runs/" + run + "/events"};
 }
 
 }  // namespace
@@ -83,6 +87,10 @@ TEST_CASE("every /v1 endpoint is a 401 without a valid bearer key, and says why 
       CHECK(reply.body.find("YWxhZGRp") == std::string::npos);
     }
   }
+  // A percent-encoded "v1" is /v1 (RFC 3986: the same resource), with the key it answers.
+  CHECK(f.get("/%761/verify", f.acme_key).body == f.get("/v1/verify", f.acme_key).body);
+  CHECK(f.get("/%76%31/apps/app-1/workflow-runs", f.acme_key).body ==
+        f.get("/v1/apps/app-1/workflow-runs", f.acme_key).body);
   // The scheme is case-insensitive (RFC 7235); the key itself is not.
   CHECK(f.get("/v1/verify", std::nullopt, {"Authorization: bearer " + f.acme_key}).status == 200);
   CHECK(f.get("/v1/verify", std::nullopt, {"Authorization: BEARER  " + f.acme_key}).status == 200);
