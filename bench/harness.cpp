@@ -250,8 +250,8 @@ void print_table(std::ostream& out, const std::vector<Result>& results, const st
       const auto ratio = [&](std::size_t rps, double baseline) {
         return fixed(baseline > 0 ? f[rps].median / baseline : 0, 3);
       };
-      out << "    " << r.repetitions << " repetition(s); 1 connection: " << page(0, "first")
-          << "; " << page(2, "deep") << '\n'
+      out << "    " << r.repetitions << " repetition(s); 1 connection: " << page(0, "first") << "; "
+          << page(2, "deep") << '\n'
           << "    8 connections: " << page(4, "first") << "; " << page(6, "deep") << '\n'
           << "    raw SQLite keyset query in-process: first page " << figure(r.baseline.median)
           << " q/s, deep page " << figure(r.baseline_deep) << " q/s; HTTP/raw: 1 connection "

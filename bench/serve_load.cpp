@@ -77,7 +77,8 @@ HttpAnswer http_get(std::uint16_t port, const std::string& target, const std::st
   }
   const std::size_t head_end = response.find("\r\n\r\n");
   unsigned status = 0;
-  if (head_end == std::string::npos || std::sscanf(response.c_str(), "HTTP/1.1 %3u", &status) != 1) {
+  if (head_end == std::string::npos ||
+      std::sscanf(response.c_str(), "HTTP/1.1 %3u", &status) != 1) {
     fail("GET " + target + ": not an HTTP/1.1 response: '" + printable(response, 120) + "'");
   }
   return {status, response.substr(head_end + 4)};
@@ -96,8 +97,8 @@ void check_page(const HttpAnswer& answer, const std::string& target, const Confi
   if (page.is_discarded() || !page.contains("data") || !page["data"].is_array() ||
       page["data"].size() != config.page_size || page["data"].front().value("id", "") != expected ||
       page.value("has_more", false) != true) {
-    fail("GET " + target + ": expected " + std::to_string(config.page_size) +
-         " runs from '" + expected + "' and has_more, got '" + printable(answer.body, 160) + "'");
+    fail("GET " + target + ": expected " + std::to_string(config.page_size) + " runs from '" +
+         expected + "' and has_more, got '" + printable(answer.body, 160) + "'");
   }
 }
 
@@ -109,13 +110,15 @@ Sample::Extra run_load(std::uint16_t port, const std::string& key, const Config&
     bool deep;
     Figure rps, p99;
   };
-  for (const Setting& s : {Setting{1, 1, false, kFirst1Rps, kFirst1P99},
-                           Setting{1, 1, true, kDeep1Rps, kDeep1P99},
-                           Setting{2, 8, false, kFirst8Rps, kFirst8P99},
-                           Setting{2, 8, true, kDeep8Rps, kDeep8P99}}) {
-    const wrk::Report report = wrk::run({config.wrk, s.threads, s.connections, config.seconds,
-                                        {"Authorization: Bearer " + key},
-                                        base + target(config, s.deep)});
+  for (const Setting& s :
+       {Setting{1, 1, false, kFirst1Rps, kFirst1P99}, Setting{1, 1, true, kDeep1Rps, kDeep1P99},
+        Setting{2, 8, false, kFirst8Rps, kFirst8P99}, Setting{2, 8, true, kDeep8Rps, kDeep8P99}}) {
+    const wrk::Report report = wrk::run({config.wrk,
+                                         s.threads,
+                                         s.connections,
+                                         config.seconds,
+                                         {"Authorization: Bearer " + key},
+                                         base + target(config, s.deep)});
     figures[s.rps] = report.requests_per_second;
     figures[s.p99] = report.p99_us;
     std::fprintf(stderr,
@@ -153,8 +156,9 @@ std::string sqlite_placeholders(std::string sql) {
 }  // namespace
 
 std::string target(const Config& config, bool deep) {
-  std::string t = "/v1/apps/" + std::string(kApp) + "/workflow-runs?triggered_from=" +
-                  std::string(kTrigger) + "&limit=" + std::to_string(config.page_size);
+  std::string t = "/v1/apps/" + std::string(kApp) +
+                  "/workflow-runs?triggered_from=" + std::string(kTrigger) +
+                  "&limit=" + std::to_string(config.page_size);
   // Newest first: the row at depth d (0-based) is run n-1-d, so the page that starts at
   // depth `depth` comes after run n-depth.
   if (deep) t += "&last_id=" + run_id(config.runs - config.depth);
@@ -170,8 +174,7 @@ Sample measure_server(const std::string& uri, const Config& config) {
   server.start();
   const std::uint16_t port = server.port();
   check_page(http_get(port, target(config, false), key), target(config, false), config, 0);
-  check_page(http_get(port, target(config, true), key), target(config, true), config,
-             config.depth);
+  check_page(http_get(port, target(config, true), key), target(config, true), config, config.depth);
   if (const HttpAnswer unauthenticated = http_get(port, target(config, false), "");
       unauthenticated.status != 401) {
     fail("GET " + target(config, false) + " without a key answered " +
@@ -184,8 +187,7 @@ Sample measure_server(const std::string& uri, const Config& config) {
   return sample;
 }
 
-Sample measure_raw(const std::filesystem::path& file, bool synchronous_full,
-                   const Config& config) {
+Sample measure_raw(const std::filesystem::path& file, bool synchronous_full, const Config& config) {
   raw::Database db(file, synchronous_full);
   const std::string runs_table(WorkflowProjection::kRunsTable);
   raw::Statement first_page(db.handle(),
@@ -218,7 +220,10 @@ Sample measure_raw(const std::filesystem::path& file, bool synchronous_full,
       config.baseline_seconds);
   const double deep = calls_per_second(
       [&] {
-        cursor.bind_text(1, last_id).bind_text(2, kTenant).bind_text(3, kApp).bind_text(4, kTrigger);
+        cursor.bind_text(1, last_id)
+            .bind_text(2, kTenant)
+            .bind_text(3, kApp)
+            .bind_text(4, kTrigger);
         if (!cursor.step()) fail("baseline: no cursor row for " + last_id);
         const std::int64_t created_at = cursor.integer(0);
         const std::string id(cursor.text(1));

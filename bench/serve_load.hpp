@@ -37,7 +37,6 @@ enum Figure : std::size_t {
 };
 static_assert(kFigures == Sample::Extra{}.size());
 
-
 // The query string of the runs endpoint's page: "/v1/apps/app-1/workflow-runs?..." with
 // last_id for the deep page.
 [[nodiscard]] std::string target(const Config& config, bool deep);

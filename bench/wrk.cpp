@@ -28,9 +28,7 @@ std::string_view trim(std::string_view s) {
   return s.substr(first, last - first + 1);
 }
 
-[[noreturn]] void fail(const std::string& what) {
-  throw std::runtime_error("wrk: " + what);
-}
+[[noreturn]] void fail(const std::string& what) { throw std::runtime_error("wrk: " + what); }
 
 std::string shown(std::string_view line) {
   constexpr std::size_t kMax = 160;  // the harness passes at most 512 bytes of message back
@@ -69,8 +67,8 @@ Report parse(std::string_view output) {
   static const std::regex transfer(R"(Transfer/sec:\s+\S+)");
 
   Report report;
-  bool seen_running = false, seen_threads = false, seen_distribution = false,
-       seen_requests = false, seen_rate = false, seen_p50 = false, seen_p99 = false;
+  bool seen_running = false, seen_threads = false, seen_distribution = false, seen_requests = false,
+       seen_rate = false, seen_p50 = false, seen_p99 = false;
   std::size_t start = 0;
   while (start < output.size()) {
     const std::size_t end = std::min(output.find('\n', start), output.size());
@@ -116,7 +114,8 @@ Report parse(std::string_view output) {
     }
   }
   const auto need = [](bool seen, const char* what) {
-    if (!seen) fail(std::string("its report has no ") + what + " (is it wrk 4.x run with --latency?)");
+    if (!seen)
+      fail(std::string("its report has no ") + what + " (is it wrk 4.x run with --latency?)");
   };
   need(seen_running, "'Running ... test @ URL' line");
   need(seen_threads, "'N threads and N connections' line");
@@ -148,11 +147,9 @@ Report run(const Run& r) {
   if (r.url.rfind("http://127.0.0.1:", 0) != 0) {
     fail("refusing to run against '" + r.url + "': loopback (http://127.0.0.1:PORT) only");
   }
-  std::vector<std::string> args{r.program.string(),
-                                "-t" + std::to_string(r.threads),
+  std::vector<std::string> args{r.program.string(), "-t" + std::to_string(r.threads),
                                 "-c" + std::to_string(r.connections),
-                                "-d" + std::to_string(r.seconds) + "s",
-                                "--latency"};
+                                "-d" + std::to_string(r.seconds) + "s", "--latency"};
   for (const std::string& h : r.headers) {
     args.push_back("-H");
     args.push_back(h);
@@ -179,8 +176,7 @@ Report run(const Run& r) {
 
   std::string output;
   bool timed_out = false;
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::seconds(r.seconds + 60);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(r.seconds + 60);
   std::array<char, 4096> buffer{};
   while (true) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -34,9 +34,9 @@ struct Report {
 struct Run {
   std::filesystem::path program;  // find()'s answer
   unsigned threads = 1, connections = 1;
-  unsigned seconds = 2;           // -d
+  unsigned seconds = 2;              // -d
   std::vector<std::string> headers;  // each passed as -H
-  std::string url;                // loopback only: http://127.0.0.1:PORT/...
+  std::string url;                   // loopback only: http://127.0.0.1:PORT/...
 };
 
 // Runs wrk (without a shell) and parses its output; also checks that wrk reports the threads
