@@ -200,6 +200,18 @@ ListenAddress parse_listen(std::string_view text) {
   return ListenAddress{host_string, static_cast<std::uint16_t>(port)};
 }
 
+bool is_loopback(std::string_view host) {
+  const std::string text(host);
+  in_addr v4{};
+  if (::inet_pton(AF_INET, text.c_str(), &v4) == 1) {
+    return (ntohl(v4.s_addr) >> 24) == 127;
+  }
+  in6_addr v6{};
+  if (::inet_pton(AF_INET6, text.c_str(), &v6) != 1) return false;
+  if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
+  return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
+}
+
 std::string listen_url(std::string_view host, std::uint16_t port) {
   const bool v6 = host.find(':') != std::string_view::npos;
   return "http://" + (v6 ? "[" + std::string(host) + "]" : std::string(host)) + ":" +

@@ -45,6 +45,10 @@ struct ListenAddress {
 };
 [[nodiscard]] ListenAddress parse_listen(std::string_view text);
 
+// Whether an address literal (as parse_listen gives it) is a loopback address: 127.0.0.0/8, ::1,
+// or an IPv4-mapped 127.x (::ffff:127.0.0.1).
+[[nodiscard]] bool is_loopback(std::string_view host);
+
 // "http://HOST:PORT/" for a listening address (IPv6 in brackets).
 [[nodiscard]] std::string listen_url(std::string_view host, std::uint16_t port);
 

@@ -782,6 +782,11 @@ int purge(const PurgeArgs& args, std::ostream& out, std::ostream&) {
 int serve(const ServeArgs& args, std::ostream& out, std::ostream& err) {
   // Usage errors first (exit 2), then the store (exit 3).
   const ListenAddress listen = parse_listen(args.listen);
+  if (!is_loopback(listen.host)) {
+    err << "annals serve: warning: listening on " << listen.host
+        << ", not loopback: API keys are sent in cleartext HTTP; put a TLS proxy in front"
+        << std::endl;
+  }
   const std::filesystem::path keys_file = args.keys;
   std::error_code ec;
   if (!std::filesystem::is_regular_file(keys_file, ec)) {
@@ -813,11 +818,13 @@ int serve(const ServeArgs& args, std::ostream& out, std::ostream& err) {
   options.port = listen.port;
   options.threads = args.threads;
   serve::Server server(RepositoryFactory(uri), std::move(keys), options);
-  out << "annals serve: listening on " << listen_url(listen.host, server.port()) << " (store "
-      << redact_store_uri(uri) << ", " << key_count << (key_count == 1 ? " key" : " keys")
-      << " for " << tenants.size() << (tenants.size() == 1 ? " tenant" : " tenants") << ")"
-      << std::endl;
-  const int signal = server.run_until_signal();
+  // Said once SIGINT/SIGTERM are caught, so a script may signal as soon as it reads the line.
+  const int signal = server.run_until_signal([&] {
+    out << "annals serve: listening on " << listen_url(listen.host, server.port()) << " (store "
+        << redact_store_uri(uri) << ", " << key_count << (key_count == 1 ? " key" : " keys")
+        << " for " << tenants.size() << (tenants.size() == 1 ? " tenant" : " tenants") << ")"
+        << std::endl;
+  });
   out << "annals serve: stopped"
       << (signal == SIGINT    ? " on SIGINT"
           : signal == SIGTERM ? " on SIGTERM"

@@ -1,5 +1,8 @@
 #include "api.hpp"
 
+#include <openssl/evp.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -37,7 +40,11 @@ constexpr std::uint64_t kDefaultEventsLimit = 100;
 constexpr std::uint64_t kMaxAfterVersion = std::uint64_t{1} << 63;
 constexpr std::size_t kMaxStreamIdBytes = 1024;  // the store refuses longer stream ids
 constexpr std::chrono::seconds kVerifyMaxAge{60};
-constexpr std::size_t kMaxAppTriggers = 1000;  // (app, trigger) pairs /v1/apps lists at most
+constexpr std::size_t kMaxAppTriggers = 1000;
+// A page stops growing once its body has this many bytes (it always holds at least one item).
+constexpr std::size_t kPageBytes = std::size_t{4} << 20;
+constexpr std::uint64_t kRunsPerRead = 100;
+constexpr std::uint64_t kEventsPerRead = 100;  // (app, trigger) pairs /v1/apps lists at most
 
 // An answer a handler decided on; thrown to handle(), which turns it into the error body.
 struct ApiError {
@@ -151,6 +158,42 @@ bool created_by_tenant(const RecordedEvent& first, std::string_view tenant) {
   return it != json.end() && it->is_string() && it->get_ref<const std::string&>() == tenant;
 }
 
+std::string base64(std::string_view bytes) {
+  if (bytes.size() > static_cast<std::size_t>(std::numeric_limits<int>::max() / 2)) return {};
+  std::string out((bytes.size() + 2) / 3 * 4 + 1, '\0');
+  const int written = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                      reinterpret_cast<const unsigned char*>(bytes.data()),
+                                      static_cast<int>(bytes.size()));
+  out.resize(static_cast<std::size_t>(written));
+  return out;
+}
+
+// An event that has no export line (a stream id, type or metadata field that is not UTF-8, which
+// append refuses, so only a changed file holds one): the line's fields with the bad bytes
+// replaced by U+FFFD, "payload" null, and "not_utf8": true. Its hash no longer checks against
+// these fields (payload_base64 is still exact); /v1/verify reports the position.
+std::string lossy_event_json(const RecordedEvent& e) {
+  const Json line{{"position", e.position},
+                  {"stream_id", e.stream_id},
+                  {"version", e.version},
+                  {"event_id", to_string(e.event_id)},
+                  {"type", e.type},
+                  {"schema_version", e.schema_version},
+                  {"payload_format", std::string(to_string(e.payload_format))},
+                  {"payload", nullptr},
+                  {"payload_base64", base64(e.payload)},
+                  {"metadata",
+                   {{"tenant_id", e.metadata.tenant_id},
+                    {"actor", e.metadata.actor},
+                    {"correlation_id", e.metadata.correlation_id},
+                    {"causation_id", e.metadata.causation_id},
+                    {"occurred_at", to_micros(e.metadata.occurred_at)}}},
+                  {"recorded_at", to_micros(e.recorded_at)},
+                  {"hash", to_hex(e.hash)},
+                  {"not_utf8", true}};
+  return dump(line);
+}
+
 void log_internal_error(const HttpRequest& request, std::string_view what) {
   const std::string line = "annals serve: internal error answering " + printable(request.method) +
                            " " + printable(request.target, 200) + ": " + printable(what, 1000) +
@@ -190,9 +233,11 @@ struct Api::Endpoints {
   WorkflowRunRepository runs;
   NodeExecutionRepository nodes;
 
-  // /v1/verify: one verification at a time; its answer is kept for the head it covered, for at
-  // most kVerifyMaxAge (a change made behind the store's back leaves the head where it was).
+  // /v1/verify: one verification at a time (verify_mutex, only ever try-locked); its answer is
+  // kept for the head it covered, for at most kVerifyMaxAge (a change made behind the store's
+  // back leaves the head where it was). cache_mutex guards the four fields below.
   std::mutex verify_mutex;
+  std::mutex cache_mutex;
   std::optional<std::uint64_t> verified_head;
   std::chrono::steady_clock::time_point verified_at;
   std::string verified_body;
@@ -331,11 +376,25 @@ HttpResponse Api::route(const HttpRequest& request) const {
   // GET /v1/verify
   if (s.size() == 2 && s[1] == "verify") {
     const Query query(parsed.query, {});
-    const std::lock_guard lock(api.verify_mutex);
+    // One verification at a time, and never an io thread parked behind it: while one runs, the
+    // last answer (it names the head it covered) or, before the first, a 503.
+    const std::unique_lock flight(api.verify_mutex, std::try_to_lock);
+    if (!flight.owns_lock()) {
+      const std::lock_guard cache(api.cache_mutex);
+      if (!api.verified_body.empty()) return json_response(api.verified_body);
+      HttpResponse response = error_response(
+          503, "unavailable", "a verification of the log is running; retry in a moment");
+      response.headers.emplace_back("Retry-After", "1");
+      return response;
+    }
     const std::uint64_t head = api.store->head_position();
     const auto now = std::chrono::steady_clock::now();
-    if (api.verified_head && *api.verified_head == head && now - api.verified_at < kVerifyMaxAge) {
-      return json_response(api.verified_body);
+    {
+      const std::lock_guard cache(api.cache_mutex);
+      if (api.verified_head && *api.verified_head == head &&
+          now - api.verified_at < kVerifyMaxAge) {
+        return json_response(api.verified_body);
+      }
     }
     std::uint64_t covered = head;
     Json body;
@@ -348,11 +407,20 @@ HttpResponse Api::route(const HttpRequest& request) const {
                   {"events", v.events},
                   {"purged", v.purged}};
     } catch (const IntegrityError& e) {
+      // Not verify_log's own message: it names the stream at the bad position, which may be
+      // another tenant's run. The position is the same for everyone; the log gets the details.
+      const std::string line = "annals serve: /v1/verify: " + printable(e.what(), 1000) + "\n";
+      std::fwrite(line.data(), 1, line.size(), stderr);
+      const std::string where =
+          e.position() == 0 ? std::string("the log") : "position " + std::to_string(e.position());
       body = Json{{"ok", false},
                   {"head_position", head},
                   {"first_bad_position", e.position()},
-                  {"message", e.what()}};
+                  {"message", "the hash chain is broken at " + where +
+                                  ": an event there was changed, inserted, removed or moved "
+                                  "(run `annals verify` on the store for the details)"}};
     }
+    const std::lock_guard cache(api.cache_mutex);
     api.verified_body = dump(body);
     api.verified_head = covered;
     api.verified_at = now;
@@ -403,14 +471,45 @@ HttpResponse Api::route(const HttpRequest& request) const {
     if (last_id && last_id->empty()) {
       throw invalid_parameter("last_id '': expected the id of the last run of the previous page");
     }
-    try {
-      return json_response(dump(
-          to_json(api.runs.get_paginated_workflow_runs(tenant, app_id, trigger, limit, last_id))));
-    } catch (const NotFound&) {
-      throw ApiError{404, "not_found",
-                     "last_id '" + printable(*last_id) + "' is not a run in app '" +
-                         printable(app_id) + "' with triggered_from '" + printable(trigger) + "'"};
+    // The page is read kRunsPerRead runs at a time and ends early, with has_more, once its body
+    // passes kPageBytes: a page's memory is bounded by bytes, not only by count (one run's
+    // outputs may be megabytes). Keyset pagination makes the pieces one list.
+    std::string body = "{\"data\":[";
+    std::uint64_t count = 0;
+    bool has_more = false;
+    std::optional<std::string> cursor = last_id;
+    for (bool first = true;; first = false) {
+      const auto want = static_cast<std::size_t>(std::min(limit - count, kRunsPerRead));
+      InfiniteScrollPagination<WorkflowRunView> page;
+      try {
+        page = api.runs.get_paginated_workflow_runs(tenant, app_id, trigger, want, cursor);
+      } catch (const NotFound&) {
+        if (first) {
+          throw ApiError{404, "not_found",
+                         "last_id '" + printable(*last_id) + "' is not a run in app '" +
+                             printable(app_id) + "' with triggered_from '" + printable(trigger) +
+                             "'"};
+        }
+        has_more = true;  // the run this read continued from was deleted meanwhile: end here
+        break;
+      }
+      bool stop = false;
+      for (std::size_t i = 0; i < page.data.size(); ++i) {
+        if (count > 0) body += ',';
+        body += dump(to_json(page.data[i]));
+        ++count;
+        cursor = page.data[i].id;
+        if (count == limit || body.size() >= kPageBytes) {
+          has_more = i + 1 < page.data.size() || page.has_more;
+          stop = true;
+          break;
+        }
+      }
+      if (stop || !page.has_more) break;
     }
+    body += "],\"limit\":" + std::to_string(limit) +
+            ",\"has_more\":" + (has_more ? "true" : "false") + "}";
+    return json_response(std::move(body));
   }
 
   // GET /v1/apps/{app_id}/workflow-runs/{run_id}
@@ -459,25 +558,43 @@ HttpResponse Api::route(const HttpRequest& request) const {
     if (stream.size() > kMaxStreamIdBytes) throw no_run;  // no stream can have this id
     const std::vector<RecordedEvent> first = api.store->read_stream(stream, 1, 1);
     if (first.empty() || !created_by_tenant(first.front(), tenant)) throw no_run;
-    std::vector<RecordedEvent> events;
-    // Versions are at most 2^63 - 1, so nothing follows an after_version that large.
-    if (after < static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-      events = api.store->read_stream(stream, after + 1, limit + 1);
-    }
-    const bool has_more = events.size() > limit;
-    if (has_more) events.resize(limit);
     // Each event is its export line (docs/export-format.md) as it is, so a client can recompute
-    // the hash chain from exactly the fields an export would give it.
+    // the hash chain from exactly the fields an export would give it. Read kEventsPerRead at a
+    // time; the page ends early, with has_more, once its body passes kPageBytes.
     std::ostringstream lines;
     const ExportOptions options{.payload_json = workflow_payload_json};
     std::string body = "{\"data\":[";
-    for (std::size_t i = 0; i < events.size(); ++i) {
-      lines.str({});
-      write_export_line(lines, events[i], options);
-      std::string line = lines.str();
-      if (!line.empty() && line.back() == '\n') line.pop_back();
-      if (i > 0) body += ',';
-      body += line;
+    std::uint64_t count = 0;
+    bool has_more = false;
+    std::uint64_t next = after + 1;
+    // Versions are at most 2^63 - 1, so nothing follows an after_version that large.
+    bool reading = after < static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+    while (reading) {
+      const auto want = static_cast<std::size_t>(std::min(limit - count, kEventsPerRead));
+      std::vector<RecordedEvent> events = api.store->read_stream(stream, next, want + 1);
+      const bool more = events.size() > want;  // one more than asked: whether any follow
+      if (more) events.resize(want);
+      reading = more;
+      for (std::size_t i = 0; i < events.size(); ++i) {
+        lines.str({});
+        std::string line;
+        try {
+          write_export_line(lines, events[i], options);
+          line = lines.str();
+          if (!line.empty() && line.back() == '\n') line.pop_back();
+        } catch (const SerializationError&) {
+          line = lossy_event_json(events[i]);
+        }
+        if (count > 0) body += ',';
+        body += line;
+        ++count;
+        next = events[i].version + 1;
+        if (count == limit || body.size() >= kPageBytes) {
+          has_more = i + 1 < events.size() || more;
+          reading = false;
+          break;
+        }
+      }
     }
     body += "],\"limit\":" + std::to_string(limit) +
             ",\"has_more\":" + (has_more ? "true" : "false") + "}";

@@ -126,6 +126,7 @@ struct Server::Impl {
   void stop();
   void on_session_closed(Session* session);
   void run_threads(std::size_t count);
+  void serve_thread();
   [[nodiscard]] bool on_io_thread() const noexcept;
 
   void count(unsigned status) {
@@ -328,7 +329,10 @@ class Server::Impl::Session : public std::enable_shared_from_this<Session> {
       } catch (...) {
         response = detail::error_response(500, "internal", "internal error");
       }
-      if (response.status < 100 || response.status > 599) {
+      // A status Beast cannot send with a body (1xx, 204, 304) or no status at all: the
+      // handler is broken, not the request.
+      if (response.status < 200 || response.status > 599 || response.status == 204 ||
+          response.status == 304) {
         response = detail::error_response(500, "internal", "internal error");
       }
     }
@@ -527,12 +531,22 @@ void Server::Impl::stop() {
   });
 }
 
+// One server thread. An exception out of a completion handler (memory exhausted while building
+// a response, say) ends only that connection's chain of handlers; the thread goes on serving.
+void Server::Impl::serve_thread() {
+  tl_io_impl = this;
+  for (;;) {
+    try {
+      ioc.run();
+      break;
+    } catch (...) {
+    }
+  }
+  tl_io_impl = nullptr;
+}
+
 void Server::Impl::run_threads(std::size_t count) {
-  const auto body = [this] {
-    tl_io_impl = this;
-    ioc.run();
-    tl_io_impl = nullptr;
-  };
+  const auto body = [this] { serve_thread(); };
   std::vector<std::thread> extra;
   extra.reserve(count - 1);
   for (std::size_t i = 1; i < count; ++i) extra.emplace_back(body);
@@ -563,13 +577,23 @@ const ServerOptions& Server::options() const noexcept { return impl_->options; }
 
 void Server::run() { impl_->run_threads(impl_->options.threads); }
 
-int Server::run_until_signal() {
+int Server::run_until_signal(const std::function<void()>& on_ready) {
   impl_->signals.emplace(impl_->control, SIGINT, SIGTERM);
   impl_->signals->async_wait([impl = impl_.get()](const error_code& ec, int signal) {
     if (ec) return;
     impl->signal_number.store(signal);
     impl->stop();
   });
+  if (on_ready) {
+    try {
+      on_ready();
+    } catch (...) {
+      stop();
+      run();  // the stop, then the io_context runs out of work
+      impl_->signals.reset();
+      throw;
+    }
+  }
   run();
   impl_->signals.reset();  // the signals' default actions again
   return impl_->signal_number.load();
@@ -578,11 +602,7 @@ int Server::run_until_signal() {
 void Server::start() {
   std::lock_guard lock(impl_->threads_mutex);
   for (std::size_t i = 0; i < impl_->options.threads; ++i) {
-    impl_->background.emplace_back([impl = impl_.get()] {
-      tl_io_impl = impl;
-      impl->ioc.run();
-      tl_io_impl = nullptr;
-    });
+    impl_->background.emplace_back([impl = impl_.get()] { impl->serve_thread(); });
   }
 }
 

@@ -12,51 +12,86 @@ nlohmann::ordered_json optional_text(const std::optional<std::string>& s) {
   return s ? nlohmann::ordered_json(*s) : nlohmann::ordered_json(nullptr);
 }
 
+namespace {
+
+// An object built by appending its members to its storage, in order. nlohmann's initializer
+// lists build every member as a two-element array first and then copy it into the object; for
+// a page of runs that was a third of the server's CPU (annals_bench W9 profile).
+class ObjectBuilder {
+ public:
+  explicit ObjectBuilder(std::size_t members) : json_(nlohmann::ordered_json::object()) {
+    members_().reserve(members);
+  }
+  template <class V>
+  ObjectBuilder& add(const char* key, V&& value) {
+    members_().emplace_back(key, std::forward<V>(value));  // keys are distinct by construction
+    return *this;
+  }
+  [[nodiscard]] nlohmann::ordered_json take() { return std::move(json_); }
+
+ private:
+  nlohmann::ordered_json::object_t& members_() {
+    return json_.get_ref<nlohmann::ordered_json::object_t&>();
+  }
+  nlohmann::ordered_json json_;
+};
+
+}  // namespace
+
 nlohmann::ordered_json to_json(const WorkflowRunView& run) {
-  return nlohmann::ordered_json{{"id", run.id},
-                                {"tenant_id", run.tenant_id},
-                                {"app_id", run.app_id},
-                                {"workflow_id", run.workflow_id},
-                                {"triggered_from", run.triggered_from},
-                                {"status", run.status},
-                                {"inputs", run.inputs},
-                                {"outputs", optional_text(run.outputs)},
-                                {"error", optional_text(run.error)},
-                                {"elapsed_time", run.elapsed_time},
-                                {"total_tokens", run.total_tokens},
-                                {"total_steps", run.total_steps},
-                                {"created_by", run.created_by},
-                                {"created_at", format_timestamp(run.created_at)},
-                                {"finished_at", optional_time(run.finished_at)},
-                                {"version", run.version}};
+  return ObjectBuilder(16)
+      .add("id", run.id)
+      .add("tenant_id", run.tenant_id)
+      .add("app_id", run.app_id)
+      .add("workflow_id", run.workflow_id)
+      .add("triggered_from", run.triggered_from)
+      .add("status", run.status)
+      .add("inputs", run.inputs)
+      .add("outputs", optional_text(run.outputs))
+      .add("error", optional_text(run.error))
+      .add("elapsed_time", run.elapsed_time)
+      .add("total_tokens", run.total_tokens)
+      .add("total_steps", run.total_steps)
+      .add("created_by", run.created_by)
+      .add("created_at", format_timestamp(run.created_at))
+      .add("finished_at", optional_time(run.finished_at))
+      .add("version", run.version)
+      .take();
 }
 
 nlohmann::ordered_json to_json(const InfiniteScrollPagination<WorkflowRunView>& page) {
   nlohmann::ordered_json data = nlohmann::ordered_json::array();
-  for (const WorkflowRunView& run : page.data) data.push_back(to_json(run));
-  return nlohmann::ordered_json{
-      {"data", std::move(data)}, {"limit", page.limit}, {"has_more", page.has_more}};
+  auto& runs = data.get_ref<nlohmann::ordered_json::array_t&>();
+  runs.reserve(page.data.size());
+  for (const WorkflowRunView& run : page.data) runs.push_back(to_json(run));
+  return ObjectBuilder(3)
+      .add("data", std::move(data))
+      .add("limit", page.limit)
+      .add("has_more", page.has_more)
+      .take();
 }
 
 nlohmann::ordered_json to_json(const NodeExecutionView& n) {
-  return nlohmann::ordered_json{{"id", n.id},
-                                {"tenant_id", n.tenant_id},
-                                {"run_id", n.run_id},
-                                {"app_id", n.app_id},
-                                {"workflow_id", n.workflow_id},
-                                {"index", n.index},
-                                {"node_id", n.node_id},
-                                {"node_type", n.node_type},
-                                {"title", n.title},
-                                {"predecessor_node_id", n.predecessor_node_id},
-                                {"status", n.status},
-                                {"inputs", n.inputs},
-                                {"outputs", optional_text(n.outputs)},
-                                {"error", optional_text(n.error)},
-                                {"elapsed_time", n.elapsed_time},
-                                {"total_tokens", n.total_tokens},
-                                {"created_at", format_timestamp(n.created_at)},
-                                {"finished_at", optional_time(n.finished_at)}};
+  return ObjectBuilder(18)
+      .add("id", n.id)
+      .add("tenant_id", n.tenant_id)
+      .add("run_id", n.run_id)
+      .add("app_id", n.app_id)
+      .add("workflow_id", n.workflow_id)
+      .add("index", n.index)
+      .add("node_id", n.node_id)
+      .add("node_type", n.node_type)
+      .add("title", n.title)
+      .add("predecessor_node_id", n.predecessor_node_id)
+      .add("status", n.status)
+      .add("inputs", n.inputs)
+      .add("outputs", optional_text(n.outputs))
+      .add("error", optional_text(n.error))
+      .add("elapsed_time", n.elapsed_time)
+      .add("total_tokens", n.total_tokens)
+      .add("created_at", format_timestamp(n.created_at))
+      .add("finished_at", optional_time(n.finished_at))
+      .take();
 }
 
 nlohmann::ordered_json to_json(const WorkflowRunState& s) {

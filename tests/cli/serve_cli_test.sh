@@ -121,6 +121,7 @@ if cmp -s "$DB.keys" "$WORK/keys.before"; then pass; else fail "a refused keys a
 echo "== serve on port 0, SIGTERM"
 start_server --db "$DB" --keys "$DB.keys" --listen 127.0.0.1:0 --threads 2
 expect_in "$WORK/serve.out" "(store sqlite:$DB, 2 keys for 2 tenants)" "the listening line"
+if grep -q warning "$WORK/serve.err"; then fail "a warning on loopback: $(cat "$WORK/serve.err")"; else pass; fi
 status=$(get /healthz)
 if [ "$status" = 200 ]; then pass; else fail "/healthz: $status $(cat "$WORK/body")"; fi
 expect_in "$WORK/body" '"status":"ok"' "/healthz body"
@@ -147,6 +148,10 @@ start_server --uri "sqlite:$DB" --keys "$DB.keys" --listen 127.0.0.1:0
 status=$(get /healthz)
 if [ "$status" = 200 ]; then pass; else fail "/healthz (--uri): $status"; fi
 stop_server INT
+
+echo "== a signal as soon as the line is printed still stops it gracefully"
+start_server --db "$DB" --keys "$DB.keys" --listen 127.0.0.1:0
+stop_server TERM
 
 echo "== bad usage: exit 2, the value named, nothing created"
 # bad NAME EXIT TEXT ARGS...
@@ -178,6 +183,11 @@ bad "threads 65" 2 "65" serve --db "$DB" "${K[@]}" --listen 127.0.0.1:0 --thread
 bad "db and uri" 2 "--uri" serve --db "$DB" --uri "sqlite:$DB" "${K[@]}" --listen 127.0.0.1:0
 bad "no database" 3 "$WORK/none.db" serve --db "$WORK/none.db" "${K[@]}" --listen 127.0.0.1:0
 if [ -e "$WORK/none.db" ]; then fail "serve created a database"; else pass; fi
+# A non-loopback address is warned about before it is bound (192.0.2.1 is TEST-NET-1, not on
+# this machine, so the bind fails and nothing listens on a real interface).
+bad "non-loopback address" 3 "192.0.2.1" serve --db "$DB" "${K[@]}" --listen 192.0.2.1:0
+expect_in "$WORK/err" "warning: listening on 192.0.2.1, not loopback: API keys are sent in cleartext HTTP" \
+  "a non-loopback address is warned about"
 bad "keys add without tenant" 2 "--tenant" keys add --keys "$WORK/k3"
 if [ -e "$WORK/k3" ]; then fail "a refused keys add created the file"; else pass; fi
 

@@ -5,10 +5,13 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <map>
 #include <set>
+#include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "annals/serve/views_json.hpp"
@@ -262,7 +265,11 @@ TEST_CASE("verify reports verify_log's result, and the first bad position after 
   CHECK(broken.at("ok") == false);
   CHECK(broken.at("first_bad_position") == 9);
   CHECK(broken.at("head_position") == expected.head_position + 1);
-  CHECK(broken.at("message").get<std::string>().find("9") != std::string::npos);
+  // The message names the position, not the stream there (it may be another tenant's run).
+  CHECK(broken.at("message") ==
+        "the hash chain is broken at position 9: an event there was changed, inserted, removed "
+        "or moved (run `annals verify` on the store for the details)");
+  CHECK(broken.at("message").get<std::string>().find("WorkflowRun-") == std::string::npos);
 }
 
 TEST_CASE("healthz and the page need no key; every response carries the common headers",
@@ -533,4 +540,230 @@ TEST_CASE("random targets built from hostile pieces never throw and always get a
   }
   // The pieces reach every kind of answer.
   CHECK(statuses.size() == 4);
+}
+
+TEST_CASE("a run and a node execution have every field, in order, with null for the absent ones",
+          "[serve][api][json]") {
+  WorkflowRunView run;
+  run.id = "r-1";
+  run.tenant_id = "acme";
+  run.app_id = "bot";
+  run.workflow_id = "w";
+  run.triggered_from = "app-run";
+  run.status = "failed";
+  run.inputs = R"({"q":"\u00e9"})";
+  run.error = "boom \"quoted\"\n";
+  run.elapsed_time = 1.5;
+  run.total_tokens = 42;
+  run.total_steps = 3;
+  run.created_by = "carol";
+  run.created_at = from_micros(1'700'000'000'000'001);
+  run.finished_at = from_micros(1'700'000'001'500'001);
+  run.version = 7;
+  CHECK(serve::to_json(run).dump() ==
+        R"({"id":"r-1","tenant_id":"acme","app_id":"bot","workflow_id":"w",)"
+        R"("triggered_from":"app-run","status":"failed","inputs":"{\"q\":\"\\u00e9\"}",)"
+        R"("outputs":null,"error":"boom \"quoted\"\n","elapsed_time":1.5,"total_tokens":42,)"
+        R"("total_steps":3,"created_by":"carol","created_at":"2023-11-14T22:13:20.000001Z",)"
+        R"("finished_at":"2023-11-14T22:13:21.500001Z","version":7})");
+  InfiniteScrollPagination<WorkflowRunView> page{.data = {run, run}, .limit = 2, .has_more = true};
+  const std::string one = serve::to_json(run).dump();
+  CHECK(serve::to_json(page).dump() ==
+        R"({"data":[)" + one + "," + one + R"(],"limit":2,"has_more":true})");
+
+  NodeExecutionView node;
+  node.id = "n-1";
+  node.tenant_id = "acme";
+  node.run_id = "r-1";
+  node.app_id = "bot";
+  node.workflow_id = "w";
+  node.index = 2;
+  node.node_id = "llm";
+  node.node_type = "llm";
+  node.title = "Draft";
+  node.predecessor_node_id = "start";
+  node.status = "running";
+  node.inputs = "{}";
+  node.outputs = R"({"a":1})";
+  node.elapsed_time = 0;
+  node.total_tokens = 0;
+  node.created_at = from_micros(1'700'000'000'000'000);
+  CHECK(serve::to_json(node).dump() ==
+        R"({"id":"n-1","tenant_id":"acme","run_id":"r-1","app_id":"bot","workflow_id":"w",)"
+        R"("index":2,"node_id":"llm","node_type":"llm","title":"Draft",)"
+        R"("predecessor_node_id":"start","status":"running","inputs":"{}",)"
+        R"("outputs":"{\"a\":1}","error":null,"elapsed_time":0.0,"total_tokens":0,)"
+        R"("created_at":"2023-11-14T22:13:20.000000Z","finished_at":null})");
+}
+
+TEST_CASE("an event whose stored text is not UTF-8 is shown lossily and flagged, not a 500",
+          "[serve][api]") {
+  ServeFixture f;
+  const auto store = f.factory.event_store();
+  const RecordedEvent second =
+      store->read_stream(WorkflowRun::stream_id_for("acme-long"), 2, 1).at(0);
+  std::ostringstream line;
+  write_export_line(line, second);
+  const Json exported = Json::parse(line.str());
+  {
+    SQLite::Database db(f.dir.file("events.db"), SQLite::OPEN_READWRITE);
+    db.exec("DROP TRIGGER annals_events_no_update; DROP TRIGGER annals_events_no_delete;");
+    db.exec("UPDATE annals_events SET actor = X'41FF42' WHERE position = " +
+            std::to_string(second.position));
+  }
+  const Json page = f.acme_json("/v1/workflow-runs/acme-long/events?limit=3");
+  REQUIRE(page.at("data").size() == 3);
+  const Json& bad = page.at("data").at(1);
+  CHECK(bad.at("not_utf8") == true);
+  CHECK(bad.at("metadata").at("actor") ==
+        "A\xef\xbf\xbd"
+        "B");  // U+FFFD for the 0xFF byte
+  CHECK(bad.at("position") == second.position);
+  CHECK(bad.at("hash") == to_hex(second.hash));
+  CHECK(bad.at("payload").is_null());
+  CHECK(bad.at("payload_base64") == exported.at("payload_base64"));  // the exact bytes
+  // Its neighbours are exact export lines still; verify names the position.
+  CHECK_FALSE(page.at("data").at(0).contains("not_utf8"));
+  CHECK(parse_export_line(page.at("data").at(2).dump()).version == 3);
+  auto fresh = f.start(f.factory);
+  const Json verified =
+      Json::parse(test::HttpClient(fresh->port()).get("/v1/verify", f.acme_key).body);
+  CHECK(verified.at("ok") == false);
+  CHECK(verified.at("first_bad_position") == second.position);
+}
+
+TEST_CASE("a page is bounded by bytes as well as by count, and paging still gets every item",
+          "[serve][api]") {
+  ServeFixture f;
+  // Runs whose outputs are a megabyte each, and a run whose node outputs are: a page of them
+  // stops once its body passes 4 MiB, with has_more, however large the limit.
+  const std::string big = R"({"text":")" + std::string(1 << 20, 'x') + "\"}";
+  auto aggregates = f.factory.create_workflow_run_aggregate_repository();
+  std::vector<WorkflowRun> runs;
+  for (int i = 0; i < 10; ++i) {
+    runs.push_back(WorkflowRun::create(RunCreated{.run_id = "big-" + std::to_string(i),
+                                                  .tenant_id = "acme",
+                                                  .app_id = "big",
+                                                  .workflow_id = "w",
+                                                  .triggered_from = "app-run",
+                                                  .created_by = "u",
+                                                  .inputs = "{}",
+                                                  .created_at = test::serve_time(i)}));
+    runs.back().succeed(RunSucceeded{.outputs = big});
+  }
+  runs.push_back(WorkflowRun::create(RunCreated{.run_id = "big-events",
+                                                .tenant_id = "acme",
+                                                .app_id = "big-2",
+                                                .workflow_id = "w",
+                                                .triggered_from = "app-run",
+                                                .created_by = "u",
+                                                .inputs = "{}"}));
+  for (int n = 0; n < 8; ++n) {
+    const std::string id = "big-n" + std::to_string(n);
+    runs.back().start_node(
+        NodeStarted{.node_execution_id = id, .node_id = "n", .node_type = "llm"});
+    runs.back().complete_node(NodeCompleted{.node_execution_id = id, .outputs = big});
+  }
+  // Many small runs and events, to cross the server's reads of 100 at a time.
+  for (int i = 0; i < 230; ++i) {
+    runs.push_back(WorkflowRun::create(RunCreated{.run_id = "many-" + std::to_string(i),
+                                                  .tenant_id = "acme",
+                                                  .app_id = "many",
+                                                  .workflow_id = "w",
+                                                  .triggered_from = "app-run",
+                                                  .created_by = "u",
+                                                  .inputs = "{}",
+                                                  .created_at = test::serve_time(i / 7)}));
+  }
+  for (int n = 0; n < 110; ++n) {
+    const std::string id = "many-0-n" + std::to_string(n);
+    runs[11].start_node(NodeStarted{.node_execution_id = id, .node_id = "n", .node_type = "llm"});
+    runs[11].complete_node(NodeCompleted{.node_execution_id = id, .outputs = "{}"});
+  }
+  std::vector<WorkflowRun*> batch;
+  for (WorkflowRun& run : runs) batch.push_back(&run);
+  aggregates.save_all(batch);
+
+  const Json first = f.acme_json("/v1/apps/big/workflow-runs?limit=1000");
+  CHECK(first.at("limit") == 1000);
+  CHECK(first.at("has_more") == true);
+  CHECK(first.at("data").size() >= 1);
+  CHECK(first.at("data").size() < 10);
+  std::vector<std::string> ids = page_through(f, f.acme_key, "acme", "many", "app-run", 1000);
+  CHECK(ids.size() == 230);  // one page of 230 (three reads), equal to the repository's
+  // Paging the big ones by last_id gets all ten, newest first.
+  std::vector<std::string> big_ids;
+  std::string target = "/v1/apps/big/workflow-runs?limit=1000";
+  for (int pages = 0; pages < 20; ++pages) {
+    const Json page = f.acme_json(target);
+    CHECK(f.acme(target).body.size() < (std::size_t{4} << 20) + (std::size_t{2} << 20));
+    for (const Json& run : page.at("data")) big_ids.push_back(run.at("id"));
+    if (!page.at("has_more").get<bool>()) break;
+    target = "/v1/apps/big/workflow-runs?limit=1000&last_id=" + big_ids.back();
+  }
+  CHECK(big_ids == std::vector<std::string>{"big-9", "big-8", "big-7", "big-6", "big-5", "big-4",
+                                            "big-3", "big-2", "big-1", "big-0"});
+
+  // Events: the same by after_version.
+  const auto history =
+      f.factory.event_store()->read_stream(WorkflowRun::stream_id_for("big-events"));
+  REQUIRE(history.size() == 17);
+  std::vector<std::uint64_t> versions;
+  std::uint64_t after = 0;
+  int pages = 0;
+  for (; pages < 20; ++pages) {
+    const Json page = f.acme_json("/v1/workflow-runs/big-events/events?limit=1000&after_version=" +
+                                  std::to_string(after));
+    for (const Json& event : page.at("data")) versions.push_back(event.at("version"));
+    after = versions.back();
+    if (!page.at("has_more").get<bool>()) break;
+  }
+  CHECK(pages > 1);
+  CHECK(versions.size() == 17);
+  for (std::size_t i = 0; i < versions.size(); ++i) CHECK(versions[i] == i + 1);
+  const Json many = f.acme_json("/v1/workflow-runs/many-0/events?limit=1000");
+  CHECK(many.at("has_more") == false);
+  CHECK(many.at("data").size() == 221);  // RunCreated + 110 x 2, across three reads
+  CHECK(f.acme_json("/v1/workflow-runs/many-0/events?limit=221").at("has_more") == false);
+  CHECK(f.acme_json("/v1/workflow-runs/many-0/events?limit=220").at("has_more") == true);
+  CHECK(f.acme_json("/v1/workflow-runs/many-0/events?limit=100").at("has_more") == true);
+}
+
+TEST_CASE("concurrent verifies never wait for each other: the answer, the last answer or a 503",
+          "[serve][api]") {
+  ServeFixture f;
+  REQUIRE(f.acme("/v1/verify").status == 200);  // a last answer exists from here on
+  auto aggregates = f.factory.create_workflow_run_aggregate_repository();
+  std::atomic<int> ok{0}, busy{0}, other{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      test::HttpClient client(f.server->port());
+      for (int i = 0; i < 20; ++i) {
+        if (t == 0) {  // moves the head, so verifications keep running
+          WorkflowRun run = WorkflowRun::create(RunCreated{.run_id = "v-" + std::to_string(i),
+                                                           .tenant_id = "acme",
+                                                           .app_id = "v",
+                                                           .workflow_id = "w",
+                                                           .triggered_from = "app-run",
+                                                           .created_by = "u",
+                                                           .inputs = "{}"});
+          aggregates.save(run);
+        }
+        const HttpReply reply = client.get("/v1/verify", f.acme_key);
+        if (reply.status == 200 && Json::parse(reply.body).at("ok") == true) {
+          ++ok;
+        } else if (reply.status == 503 && reply.header("retry-after") == "1" &&
+                   Json::parse(reply.body).at("error").at("code") == "unavailable") {
+          ++busy;
+        } else {
+          ++other;
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  CHECK(other == 0);
+  CHECK(ok + busy == 160);
+  CHECK(ok > 0);
 }

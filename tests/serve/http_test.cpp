@@ -281,6 +281,24 @@ TEST_CASE("serve http: a handler that throws is a 500 without internals; the con
   CHECK(server->stats().responses_5xx == 1);
 }
 
+TEST_CASE("serve http: a handler answering a status that cannot carry a body is a 500",
+          "[serve][http]") {
+  auto server = ServerAccess::make([](const HttpRequest& request) {
+    HttpResponse response;
+    response.status = static_cast<unsigned>(std::stoul(std::string(request.target.substr(1))));
+    response.body = "{}";
+    return response;
+  });
+  server->start();
+  HttpClient client(server->port());
+  for (const char* status : {"0", "42", "101", "204", "304", "600", "1000"}) {
+    INFO("status " << status);
+    check_error(client.get(std::string("/") + status), 500, "internal");
+  }
+  CHECK(client.get("/200").status == 200);
+  CHECK(client.get("/404").status == 404);
+}
+
 TEST_CASE("serve http: 8 clients x 500 keep-alive requests, every answer right", "[serve][http]") {
   ServerOptions options;
   options.threads = 4;

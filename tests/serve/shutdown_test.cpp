@@ -173,11 +173,23 @@ TEST_CASE("serve shutdown: stop() twice, stop() before run(), a destructor witho
 TEST_CASE("serve shutdown: run_until_signal() stops on SIGTERM and returns its number",
           "[serve][shutdown]") {
   auto server = ServerAccess::make([](const HttpRequest&) { return HttpResponse{}; });
-  auto running = std::async(std::launch::async, [&] { return server->run_until_signal(); });
-  // A response proves run() runs, and the signal set is installed before it does.
-  REQUIRE(annals::test::http_get(server->port(), "/").status == 200);
+  std::promise<void> ready;
+  auto running = std::async(std::launch::async, [&] {
+    return server->run_until_signal([&] { ready.set_value(); });
+  });
+  // on_ready comes once the signals are caught: a SIGTERM right after it stops the server
+  // (were it not caught yet, its default action would end this test program).
+  REQUIRE(ready.get_future().wait_for(10s) == std::future_status::ready);
   REQUIRE(::kill(::getpid(), SIGTERM) == 0);
   REQUIRE(running.wait_for(10s) == std::future_status::ready);
   CHECK(running.get() == SIGTERM);
+  CHECK(connect_refused(server->port()));
+}
+
+TEST_CASE("serve shutdown: an on_ready that throws stops the server and the exception comes out",
+          "[serve][shutdown]") {
+  auto server = ServerAccess::make([](const HttpRequest&) { return HttpResponse{}; });
+  CHECK_THROWS_WITH(server->run_until_signal([] { throw std::runtime_error("stdout is gone"); }),
+                    "stdout is gone");
   CHECK(connect_refused(server->port()));
 }

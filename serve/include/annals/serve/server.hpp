@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -72,8 +73,10 @@ class Server {
   // connection is closed.
   void run();
   // run(), and stop() on SIGINT or SIGTERM. Returns the signal number that stopped it (0 if
-  // stop() was called).
-  int run_until_signal();
+  // stop() was called). `on_ready`, if given, is called on this thread once the two signals are
+  // caught and before serving starts: a program that says "listening" there can be stopped by
+  // a signal as soon as it has said so. The signals' default actions come back on return.
+  int run_until_signal(const std::function<void()>& on_ready = {});
   // Starts the threads in the background and returns (tests, embedding); stop() ends them.
   void start();
   // Graceful stop: no new connections; idle keep-alive connections are closed; requests in flight
