@@ -198,11 +198,13 @@ Summary summarize(std::vector<double> values) {
 }
 
 void print_table(std::ostream& out, const std::vector<Result>& results, const std::string& scale,
-                 const std::string& synchronous, const std::string& postgresql) {
+                 const std::string& synchronous, const std::string& postgresql,
+                 const std::string& serve) {
   out << "annals_bench  scale=" << scale << "  synchronous=" << synchronous
       << "  date=" << utc_now() << '\n'
       << "figures: median [min-max] of " << (results.empty() ? 0 : results.front().repetitions)
-      << " repetitions; ratio = annals/baseline (W7: annals deep/first page)\n\n";
+      << " repetitions (W9: of its own count); ratio = annals/baseline (W7: annals deep/first "
+         "page)\n\n";
   const std::array<std::string, 8> head{"id",    "unit",   "annals", "baseline",
                                         "ratio", "target", "RSS MB", "durability"};
   std::vector<std::array<std::string, 8>> rows;
@@ -238,14 +240,35 @@ void print_table(std::ostream& out, const std::vector<Result>& results, const st
     if (r.group_stats) {
       out << "    appends per transaction (group commit): " << fixed(r.average_group, 2) << '\n';
     }
+    if (r.serve) {
+      // serve_load::Figure order: first/deep x 1/8 connections, each requests/s then p99 (us).
+      const auto& f = r.serve_figures;
+      const auto page = [&](std::size_t rps, const char* name) {
+        return std::string(name) + " page " + range(f[rps]) + " req/s, p99 " +
+               figure(f[rps + 1].median) + " us";
+      };
+      const auto ratio = [&](std::size_t rps, double baseline) {
+        return fixed(baseline > 0 ? f[rps].median / baseline : 0, 3);
+      };
+      out << "    " << r.repetitions << " repetition(s); 1 connection: " << page(0, "first") << "; "
+          << page(2, "deep") << '\n'
+          << "    8 connections: " << page(4, "first") << "; " << page(6, "deep") << '\n'
+          << "    raw SQLite keyset query in-process: first page " << figure(r.baseline.median)
+          << " q/s, deep page " << figure(r.baseline_deep) << " q/s; HTTP/raw: 1 connection "
+          << ratio(0, r.baseline.median) << " first, " << ratio(2, r.baseline_deep)
+          << " deep; 8 connections " << ratio(4, r.baseline.median) << " first, "
+          << ratio(6, r.baseline_deep) << " deep\n";
+    }
     if (!r.note.empty()) out << "    " << r.note << '\n';
   }
   out << "RSS MB: peak resident set of the measuring child process, annals / baseline\n"
-      << postgresql << '\n';
+      << postgresql << '\n'
+      << serve << '\n';
 }
 
 void print_json(std::ostream& out, const std::vector<Result>& results, const std::string& scale,
-                const std::string& synchronous, const std::string& postgresql) {
+                const std::string& synchronous, const std::string& postgresql,
+                const std::string& serve) {
   nlohmann::ordered_json doc;
   doc["workloads"] = nlohmann::ordered_json::array();
   for (const Result& r : results) {
@@ -277,12 +300,32 @@ void print_json(std::ostream& out, const std::vector<Result>& results, const std
       w["snapshot_ratio"] = r.snapshot_ratio;
     }
     if (r.group_stats) w["average_group"] = r.average_group;
+    if (r.serve) {
+      static constexpr std::array<const char*, 8> kNames{
+          "first_1_rps", "first_1_p99_us", "deep_1_rps", "deep_1_p99_us",
+          "first_8_rps", "first_8_p99_us", "deep_8_rps", "deep_8_p99_us"};
+      nlohmann::ordered_json figures, ratios;
+      for (std::size_t i = 0; i < kNames.size(); ++i) {
+        const Summary& f = r.serve_figures[i];
+        figures[kNames[i]] = {{"median", f.median}, {"min", f.min}, {"max", f.max}};
+      }
+      const auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
+      ratios["first_1"] = ratio(r.serve_figures[0].median, r.baseline.median);
+      ratios["deep_1"] = ratio(r.serve_figures[2].median, r.baseline_deep);
+      ratios["first_8"] = ratio(r.serve_figures[4].median, r.baseline.median);
+      ratios["deep_8"] = ratio(r.serve_figures[6].median, r.baseline_deep);
+      w["serve"] = std::move(figures);
+      w["baseline_first_qps"] = r.baseline.median;
+      w["baseline_deep_qps"] = r.baseline_deep;
+      w["serve_ratios"] = std::move(ratios);
+    }
     if (!r.note.empty()) w["note"] = r.note;
     doc["workloads"].push_back(std::move(w));
   }
   doc["scale"] = scale;
   doc["synchronous"] = synchronous;
   doc["postgresql"] = postgresql;
+  doc["serve"] = serve;
   doc["date"] = utc_now();
   out << doc.dump(2) << '\n';
 }

@@ -3,6 +3,7 @@
 // The benchmark harness: what a measurement is, how it is run (each in a forked child, so its
 // peak RSS is its own), and how the results are summarised and printed. Not installed.
 
+#include <array>
 #include <cstddef>
 #include <filesystem>
 #include <functional>
@@ -27,6 +28,7 @@ struct Options {
   std::string pg{};
   std::string pg_schema_prefix{};
   std::string pg_durability{};
+  std::filesystem::path wrk{};  // W9's load generator; empty: W9 is skipped
 };
 
 // One timed run of one side of a workload.
@@ -36,6 +38,10 @@ struct Sample {
                            // W8: the average group-commit size
   double tertiary = 0;     // W4: a 10-event load (us)
   double peak_rss_mb = 0;  // the measuring process's peak resident set
+  // W9: wrk's figures (serve_load::Figure); a fixed array, so a Sample stays a plain value the
+  // harness can pass back through a pipe.
+  using Extra = std::array<double, 8>;
+  Extra extra{};
 };
 
 // Thrown by run_in_child() once SIGINT or SIGTERM arrived (see stop_on_signals()).
@@ -100,12 +106,21 @@ struct Result {
   bool group_stats = false;
   double average_group = 0;
   std::string backend = "sqlite";  // where annals' side ran: "sqlite" or "postgresql"
+  // W9 only: wrk's figures (median [min-max] of each, in serve_load::Figure order) and the
+  // baseline's deep-page queries/s; ratio is then the 1-connection first page over the
+  // baseline's first page.
+  bool serve = false;
+  std::array<Summary, 8> serve_figures{};
+  double baseline_deep = 0;
 };
 
-// `postgresql`: what the PostgreSQL rows ran against, or why there are none ("skipped: ...").
+// `postgresql`: what the PostgreSQL rows ran against, or why there are none ("skipped: ...");
+// `serve`: the wrk W9 ran with, or why it was skipped.
 void print_table(std::ostream& out, const std::vector<Result>& results, const std::string& scale,
-                 const std::string& synchronous, const std::string& postgresql);
+                 const std::string& synchronous, const std::string& postgresql,
+                 const std::string& serve);
 void print_json(std::ostream& out, const std::vector<Result>& results, const std::string& scale,
-                const std::string& synchronous, const std::string& postgresql);
+                const std::string& synchronous, const std::string& postgresql,
+                const std::string& serve);
 
 }  // namespace annals::bench

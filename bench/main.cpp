@@ -4,18 +4,21 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cstdlib>
 #include <unistd.h>
 #include <exception>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "harness.hpp"
 #include "pg_admin.hpp"
 #include "workloads.hpp"
+#include "wrk.hpp"
 
 namespace {
 
@@ -24,7 +27,9 @@ using namespace annals::bench;
 Result measure(const Workload& w, const Options& options, std::size_t repetitions,
                const std::filesystem::path& dir) {
   std::vector<double> annals, baseline, annals_first, baseline_first, annals_third;
+  std::array<std::vector<double>, Sample::Extra{}.size()> extra;
   Result r;
+  if (options.repetitions == 0 && w.repetitions != 0) repetitions = w.repetitions;
   w.prepare();
   for (std::size_t rep = 0; rep < repetitions; ++rep) {
     const Sample b = run_in_child(w.baseline);
@@ -36,6 +41,7 @@ Result measure(const Workload& w, const Options& options, std::size_t repetition
     baseline_first.push_back(b.secondary);
     annals_first.push_back(a.secondary);
     annals_third.push_back(a.tertiary);
+    for (std::size_t i = 0; i < extra.size(); ++i) extra[i].push_back(a.extra[i]);
     r.peak_rss_mb = std::max(r.peak_rss_mb, a.peak_rss_mb);
     r.baseline_peak_rss_mb = std::max(r.baseline_peak_rss_mb, b.peak_rss_mb);
   }
@@ -70,6 +76,11 @@ Result measure(const Workload& w, const Options& options, std::size_t repetition
     r.group_stats = true;
     r.average_group = summarize(annals_first).median;
   }
+  if (w.serve) {
+    r.serve = true;
+    for (std::size_t i = 0; i < extra.size(); ++i) r.serve_figures[i] = summarize(extra[i]);
+    r.baseline_deep = summarize(baseline_first).median;
+  }
   return r;
 }
 
@@ -77,7 +88,7 @@ Result measure(const Workload& w, const Options& options, std::size_t repetition
 
 int main(int argc, char** argv) {
   CLI::App app{
-      "annals_bench: the workloads W1-W8 against annals and against raw SQLite (prepared "
+      "annals_bench: the workloads W1-W9 against annals and against raw SQLite (prepared "
       "statements, an event-shaped table, WAL, the same synchronous setting), interleaved in "
       "one run. Each figure is the median of the repetitions, with min and max."};
   app.name("annals_bench");
@@ -91,7 +102,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"normal", "full"}));
   app.add_option("--only", only, "comma-separated workloads to run, e.g. W1,W3");
   app.add_option("--repetitions", options.repetitions,
-                 "repetitions per workload (default: 3 small, 5 full)")
+                 "repetitions per workload (default: 3 small, 5 full; W9 1 small, 3 full)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1000}));
   app.add_flag("--json", options.json, "print a JSON document instead of the table");
   app.add_option("--dir", options.dir,
@@ -139,6 +150,15 @@ int main(int argc, char** argv) {
                  options.pg_schema_prefix + "*, dropped at the end";
   }
   std::cerr << postgresql << std::endl;
+  // W9 needs wrk (Debian's package wrk; scripts/install-deps.sh installs it).
+  std::string serve;
+  if (const std::optional<std::filesystem::path> wrk = wrk::find()) {
+    options.wrk = *wrk;
+    serve = "W9 (annals serve under load): wrk at " + wrk->string();
+  } else {
+    serve = "W9 (annals serve under load) skipped: wrk not found on PATH (apt-get install wrk)";
+  }
+  std::cerr << serve << std::endl;
   // Drops the PostgreSQL rows' schemas however the run ends.
   struct DropSchemas {
     const Options& options;
@@ -156,9 +176,10 @@ int main(int argc, char** argv) {
     const TempDir dir(options.dir.empty() ? std::filesystem::temp_directory_path() : options.dir);
     std::vector<Workload> workloads = make_workloads(options, dir.path());
     for (const std::string& name : options.only) {
+      if (name == "W9" && options.wrk.empty()) continue;  // skipped: the serve line says why
       if (std::none_of(workloads.begin(), workloads.end(),
                        [&](const Workload& w) { return w.name == name; })) {
-        std::cerr << "annals_bench: unknown workload '" << name << "' (W1..W8, W8-NOGC"
+        std::cerr << "annals_bench: unknown workload '" << name << "' (W1..W9, W8-NOGC"
                   << (options.pg.empty() ? "" : "; W1-PG, W2-PG, W3-PG, W5-PG, W7-PG") << ")\n";
         return 2;
       }
@@ -193,9 +214,9 @@ int main(int argc, char** argv) {
       }
     }
     if (options.json) {
-      print_json(std::cout, results, scale, synchronous, postgresql);
+      print_json(std::cout, results, scale, synchronous, postgresql, serve);
     } else {
-      print_table(std::cout, results, scale, synchronous, postgresql);
+      print_table(std::cout, results, scale, synchronous, postgresql, serve);
     }
     return status;
   } catch (const std::exception& e) {

@@ -26,6 +26,7 @@
 #include "annals/store/sql_event_store.hpp"
 #include "datasets.hpp"
 #include "pg_admin.hpp"
+#include "serve_load.hpp"
 
 // W4 measures a load from a snapshot once the snapshot API is in the tree.
 #if __has_include("annals/store/snapshot_store.hpp")
@@ -631,6 +632,40 @@ std::vector<Workload> make_workloads(const Options& options, const fs::path& dir
                false, [] {},
                [=] { return write_annals(a_rep, full, s.w8_runs, 1, kThreads, false); },
                [=] { return write_raw(r_rep, full, s.w8_runs, 1); }, false, true});
+
+  if (!options.wrk.empty()) {
+    serve_load::Config serve;
+    serve.wrk = options.wrk;
+    serve.runs = s.w7_runs;
+    serve.depth = s.w7_depth;
+    serve.page_size = kPageSize;
+    serve.seconds = options.scale == Scale::full ? 10 : 2;
+    serve.baseline_seconds = options.scale == Scale::full ? 1.0 : 0.3;
+    Workload w9{"W9",
+                "GET /v1/apps/{app}/workflow-runs (20 runs) from annals::serve::Server, page 1 vs "
+                "the page after row " + count(s.w7_depth) + " of " + count(s.w7_runs) +
+                    " runs (W7's dataset), wrk at 1 and 8 connections, " +
+                    std::to_string(serve.seconds) + " s each",
+                "req/s",
+                "n/a",
+                "annals column: HTTP requests/s, first page, 1 connection (wrk -t1 -c1; 8 "
+                "connections: -t2 -c8; server: ServerOptions defaults, 4 threads, loopback); "
+                "baseline column: the same keyset page query (and the deep page's cursor lookup) "
+                "in-process with the sqlite3 C API, queries/s, one thread",
+                false,
+                [=] { datasets->ensure(d7, s.w7_runs, 1, true, false); },
+                [=] {
+                  copy_database(datasets->annals_file(d7), a_rep);
+                  return serve_load::measure_server(store_uri(a_rep, full), serve);
+                },
+                [=] {
+                  copy_database(datasets->annals_file(d7), r_rep);
+                  return serve_load::measure_raw(r_rep, full, serve);
+                }};
+    w9.repetitions = options.scale == Scale::full ? 3 : 1;
+    w9.serve = true;
+    w.push_back(std::move(w9));
+  }
   if (options.pg.empty()) return w;
 
   // The PostgreSQL rows: annals' side on the server, the baseline the SQLite row's own (run

@@ -2,8 +2,10 @@
 
 // The workloads W1-W8 of issue 5, each as an annals side and a raw-SQLite side doing the
 // equivalent SQL work; with a PostgreSQL server (Options::pg), W1, W2, W3, W5 and W7 again with
-// annals on PostgreSQL (W1-PG, ...), against the same raw-SQLite baseline. Not installed.
+// annals on PostgreSQL (W1-PG, ...), against the same raw-SQLite baseline; with wrk
+// (Options::wrk), W9: the runs endpoint of annals serve under load. Not installed.
 
+#include <cstddef>
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -33,6 +35,10 @@ struct Workload {
   // Where annals' side runs: "sqlite" (the durability column is SQLite's synchronous setting)
   // or "postgresql" (the server's settings; the baseline is still the raw SQLite one).
   std::string backend = "sqlite";
+  // Repetitions of this workload when --repetitions is not given (0: the scale's default).
+  std::size_t repetitions = 0;
+  // W9: annals' Sample::extra holds wrk's figures, the baseline's secondary its deep page.
+  bool serve = false;
 };
 
 // Every workload at the options' scale, working under `dir`.
