@@ -61,6 +61,20 @@ Sample run_in_child(const std::function<Sample()>& fn);
 // Seconds on the monotonic clock.
 double now_seconds();
 
+// Seconds per call of fn, calling it until at least min_seconds passed (and at least once).
+template <class Fn>
+double seconds_per_call(Fn&& fn, double min_seconds) {
+  std::size_t calls = 0;
+  const double start = now_seconds();
+  double elapsed = 0;
+  do {
+    fn();
+    ++calls;
+    elapsed = now_seconds() - start;
+  } while (elapsed < min_seconds);
+  return elapsed / static_cast<double>(calls);
+}
+
 // A directory that is removed with everything in it when this object goes.
 class TempDir {
  public:

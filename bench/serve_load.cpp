@@ -134,15 +134,7 @@ Sample::Extra run_load(std::uint16_t port, const std::string& key, const Config&
 // Calls fn until min_seconds passed; returns calls per second.
 template <class Fn>
 double calls_per_second(Fn&& fn, double min_seconds) {
-  std::size_t calls = 0;
-  const double start = now_seconds();
-  double elapsed = 0;
-  do {
-    fn();
-    ++calls;
-    elapsed = now_seconds() - start;
-  } while (elapsed < min_seconds);
-  return static_cast<double>(calls) / elapsed;
+  return 1.0 / seconds_per_call(std::forward<Fn>(fn), min_seconds);
 }
 
 // SQL written with PostgreSQL's $n placeholders, for SQLite's ?n (the same numbering).

@@ -62,19 +62,6 @@ Sizes sizes_for(Scale scale) {
 // Keeps the optimizer from dropping what a loop computed.
 volatile std::uint64_t g_sink = 0;
 
-// Seconds per call of fn, calling it until at least min_seconds passed (and at least once).
-template <class Fn>
-double seconds_per_call(Fn&& fn, double min_seconds) {
-  std::size_t calls = 0;
-  const double start = now_seconds();
-  double elapsed = 0;
-  do {
-    fn();
-    ++calls;
-    elapsed = now_seconds() - start;
-  } while (elapsed < min_seconds);
-  return elapsed / static_cast<double>(calls);
-}
 
 // A baseline row, materialized as an application would.
 struct RawRow {

@@ -12,7 +12,8 @@
 # no output shows the password; the round trip demo into SQLite -> export -> import into
 # PostgreSQL -> export (byte for byte the first export) -> import into a new SQLite file -> export
 # (byte for byte again); and that runs, replay, stats and verify say the same on the SQLite and
-# PostgreSQL stores holding the same log. Needs psql (to create and drop the schemas, and to
+# PostgreSQL stores holding the same log; and that annals serve on PostgreSQL answers a page of runs
+# byte for byte as `runs --json` prints it, and /v1/verify as verify does (needs curl). Needs psql (to create and drop the schemas, and to
 # tamper with a log).
 set -u
 
@@ -288,6 +289,44 @@ if psql_ -c "ALTER TABLE ${PREFIX}_tamper.annals_events DISABLE TRIGGER USER" \
   expect_in "$WORK/err" "position 7" "the edited payload is reported at position 7"
 else
   fail "could not tamper with the log: $(head -1 "$WORK/psql.err")"
+fi
+
+
+echo "== annals serve on PostgreSQL answers as the runs and verify commands do"
+if ! command -v curl >/dev/null 2>&1; then
+  fail "curl is not installed (scripts/install-deps.sh installs it)"
+else
+  run "keys add" 0 keys add --keys "$WORK/pg.keys" --tenant acme
+  KEY=$(cat "$WORK/out")
+  "$ANNALS" serve --uri "$DEMO" --keys "$WORK/pg.keys" --listen 127.0.0.1:0 >"$WORK/serve.out" 2>"$WORK/serve.err" &
+  SERVE_PID=$!
+  for _ in $(seq 100); do grep -q "listening on" "$WORK/serve.out" && break; sleep 0.1; done
+  PORT=$(grep -o 'http://127.0.0.1:[0-9]*/' "$WORK/serve.out" | head -1 | sed -e 's|.*:||' -e 's|/||')
+  if [ -z "$PORT" ]; then
+    fail "annals serve on PostgreSQL did not say where it listens:"
+    sed 's/^/      /' "$WORK/serve.err" | head -5
+  else
+    pass "annals serve listens on PostgreSQL (port $PORT)"
+    curl -s -H "Authorization: Bearer $KEY" \
+      "http://127.0.0.1:$PORT/v1/apps/support-bot/workflow-runs?limit=5" >"$WORK/api-runs.json"
+    echo >>"$WORK/api-runs.json"
+    run "runs --json" 0 runs --uri "$DEMO" --tenant acme --app support-bot --limit 5 --json
+    same "$WORK/api-runs.json" "$WORK/out" "the API's page of runs is the runs command's, byte for byte"
+    curl -s -H "Authorization: Bearer $KEY" "http://127.0.0.1:$PORT/v1/verify" >"$WORK/api-verify.json"
+    run "verify --json" 0 verify --uri "$DEMO" --json
+    if [ "$(json_field "$WORK/api-verify.json" head_position)" = "$(json_field "$WORK/out" head_position)" ] &&
+      [ "$(json_field "$WORK/api-verify.json" ok)" = "true" ]; then
+      pass "/v1/verify says ok at the head verify reports"
+    else
+      fail "/v1/verify disagrees with verify: $(head -c 300 "$WORK/api-verify.json")"
+    fi
+    code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer ak_wrong" "http://127.0.0.1:$PORT/v1/verify")
+    if [ "$code" = 401 ]; then pass "a wrong key is 401"; else fail "a wrong key gave $code, expected 401"; fi
+  fi
+  kill -TERM "$SERVE_PID" 2>/dev/null
+  wait "$SERVE_PID"
+  code=$?
+  if [ "$code" -eq 0 ]; then pass "annals serve exits 0 on SIGTERM"; else fail "annals serve exited $code on SIGTERM"; fi
 fi
 
 echo "== a password is never shown"
