@@ -70,6 +70,31 @@ void check_still_serving(std::uint16_t port) {
   CHECK(json::parse(reply.body).at("target") == "/healthz");
 }
 
+// Runs kClients threads, each making kRequests requests on one keep-alive connection to `port`;
+// right(client, c, i) makes request i of client c and says whether its answer was right.
+// Returns how many answers were wrong (a client whose connection fails counts one).
+constexpr int kClients = 8;
+constexpr int kRequests = 500;
+template <class Right>
+int wrong_answers(std::uint16_t port, Right right) {
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      try {
+        HttpClient client(port);
+        for (int i = 0; i < kRequests; ++i) {
+          if (!right(client, c, i)) ++wrong;
+        }
+      } catch (const std::exception&) {
+        ++wrong;
+      }
+    });
+  }
+  for (std::thread& t : clients) t.join();
+  return wrong;
+}
+
 }  // namespace
 
 TEST_CASE("serve http: a request reaches the handler; the response carries the common headers",
@@ -303,30 +328,14 @@ TEST_CASE("serve http: 8 clients x 500 keep-alive requests, every answer right",
   ServerOptions options;
   options.threads = 4;
   auto server = serve(options);
-  constexpr int kClients = 8;
-  constexpr int kRequests = 500;
   std::atomic<int> right{0};
-  std::atomic<int> wrong{0};
-  std::vector<std::thread> clients;
-  for (int c = 0; c < kClients; ++c) {
-    clients.emplace_back([&, c] {
-      try {
-        HttpClient client(server->port());
-        for (int i = 0; i < kRequests; ++i) {
-          const std::string target = "/c/" + std::to_string(c) + "/" + std::to_string(i);
-          const HttpReply reply = client.get(target);
-          if (reply.status == 200 && json::parse(reply.body).at("target") == target) {
-            ++right;
-          } else {
-            ++wrong;
-          }
-        }
-      } catch (const std::exception&) {
-        ++wrong;
-      }
-    });
-  }
-  for (std::thread& t : clients) t.join();
+  const int wrong = wrong_answers(server->port(), [&](HttpClient& client, int c, int i) {
+    const std::string target = "/c/" + std::to_string(c) + "/" + std::to_string(i);
+    const HttpReply reply = client.get(target);
+    const bool ok = reply.status == 200 && json::parse(reply.body).at("target") == target;
+    if (ok) ++right;
+    return ok;
+  });
   CHECK(wrong == 0);
   CHECK(right == kClients * kRequests);
   CHECK(server->stats().requests == kClients * kRequests);
@@ -419,32 +428,16 @@ TEST_CASE("serve http: 8 clients x 500 requests against the real API, every answ
   CHECK(expected[7].status == 404);
   CHECK(expected[8].status == 401);
 
-  constexpr int kClients = 8;
-  constexpr int kRequests = 500;
   std::atomic<int> right{0};
-  std::atomic<int> wrong{0};
-  std::vector<std::thread> clients;
-  for (int c = 0; c < kClients; ++c) {
-    clients.emplace_back([&, c] {
-      try {
-        HttpClient client(fixture.server->port());
-        for (int i = 0; i < kRequests; ++i) {
-          const std::size_t which = static_cast<std::size_t>(c + i) % requests.size();
-          const auto& [target, key] = requests[which];
-          const HttpReply reply = client.get(
-              target, key.empty() ? std::nullopt : std::optional<std::string>(key));
-          if (reply.status == expected[which].status && reply.body == expected[which].body) {
-            ++right;
-          } else {
-            ++wrong;
-          }
-        }
-      } catch (const std::exception&) {
-        ++wrong;
-      }
-    });
-  }
-  for (std::thread& t : clients) t.join();
+  const int wrong = wrong_answers(fixture.server->port(), [&](HttpClient& client, int c, int i) {
+    const std::size_t which = static_cast<std::size_t>(c + i) % requests.size();
+    const auto& [target, key] = requests[which];
+    const HttpReply reply =
+        client.get(target, key.empty() ? std::nullopt : std::optional<std::string>(key));
+    const bool ok = reply.status == expected[which].status && reply.body == expected[which].body;
+    if (ok) ++right;
+    return ok;
+  });
   CHECK(wrong == 0);
   CHECK(right == kClients * kRequests);
 }
